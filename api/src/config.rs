@@ -1,0 +1,86 @@
+//! The API's configuration: the shared settings plus what only the HTTP side needs.
+
+use std::{net::SocketAddr, time::Duration};
+
+use jobs::runtime::config::{CommonConfig, ConfigError, Vars};
+
+use crate::signature::WebhookSecrets;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub common: CommonConfig,
+    pub webhook_secrets: WebhookSecrets,
+    /// `API_ADDR`, default `127.0.0.1:8080`.
+    pub addr: SocketAddr,
+    /// `SHUTDOWN_GRACE`: how long in-flight requests may take after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// `RELAY_GRACE`: how long a fresh pending delivery is left to the request's own hand-off.
+    pub relay_grace: Duration,
+}
+
+impl ApiConfig {
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let common = CommonConfig::from_vars(vars)?;
+        let raw = vars.required("GITHUB_WEBHOOK_SECRET", "a-long-random-string")?;
+        let webhook_secrets = WebhookSecrets::from_list(raw).ok_or_else(|| {
+            ConfigError::new(
+                "GITHUB_WEBHOOK_SECRET",
+                "holds no secret (expected one secret, or several separated by commas)",
+            )
+        })?;
+        let addr = vars.parse_or("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
+        let shutdown_grace = vars.duration_or("SHUTDOWN_GRACE", Duration::from_secs(10))?;
+        let relay_grace = vars.duration_or("RELAY_GRACE", Duration::from_secs(2))?;
+        Ok(Self {
+            common,
+            webhook_secrets,
+            addr,
+            shutdown_grace,
+            relay_grace,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> Vars {
+        Vars::from_pairs([
+            (
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/devpulse",
+            ),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("GITHUB_WEBHOOK_SECRET", "one,two"),
+        ])
+    }
+
+    #[test]
+    fn defaults() {
+        let config = ApiConfig::from_vars(&vars()).expect("valid");
+        assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.webhook_secrets.len(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let mut v = vars();
+        v.set("API_ADDR", "localhost");
+        assert_eq!(ApiConfig::from_vars(&v).expect_err("addr").var, "API_ADDR");
+        let mut v = vars();
+        v.set("GITHUB_WEBHOOK_SECRET", ",");
+        assert_eq!(
+            ApiConfig::from_vars(&v).expect_err("secret").var,
+            "GITHUB_WEBHOOK_SECRET"
+        );
+        let v = Vars::from_pairs([
+            ("DATABASE_URL", "postgres://x/y"),
+            ("REDIS_URL", "redis://x"),
+        ]);
+        assert_eq!(
+            ApiConfig::from_vars(&v).expect_err("missing").var,
+            "GITHUB_WEBHOOK_SECRET"
+        );
+    }
+}

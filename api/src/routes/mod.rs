@@ -1,0 +1,4 @@
+//! HTTP routes: one module per surface.
+
+pub mod health;
+pub mod webhooks;

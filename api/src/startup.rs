@@ -1,0 +1,187 @@
+//! Start-up as `build(config)` → `run(listener, shutdown)`, so tests bind port 0 and stop cleanly.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+use jobs::{
+    Queue,
+    relay::{Relay, RelaySettings},
+    runtime::connect,
+};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{DatabaseConnection, DbErr};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{
+    config::ApiConfig,
+    error::ApiError,
+    ingest::{self, Ingestor},
+    metrics::Metrics,
+    routes::{health, webhooks},
+    signature::WebhookSecrets,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to PostgreSQL at {url}: {source}")]
+    Database { url: String, source: DbErr },
+    #[error("cannot apply migrations: {0}")]
+    Migrations(DbErr),
+    #[error("invalid REDIS_URL: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub queue: Queue,
+    pub secrets: Arc<WebhookSecrets>,
+    pub ingestor: Ingestor,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A built application, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    router: Router,
+    relay: Relay,
+    ingest_task: tokio::task::JoinHandle<()>,
+    shutdown_grace: Duration,
+}
+
+/// Connects, migrates and wires the application.
+pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
+    let db = connect::database(&config.common)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: config.common.database_url.redacted(),
+            source,
+        })?;
+    Migrator::up(&db, None)
+        .await
+        .map_err(StartupError::Migrations)?;
+    let redis = connect::redis(&config.common)?;
+    if !connect::redis_ready(&redis).await {
+        tracing::warn!(
+            url = %config.common.redis_url.redacted(),
+            "redis is not reachable; deliveries will wait in postgres until it is"
+        );
+    }
+    let queue = Queue::new(
+        redis,
+        &config.common.queue_namespace,
+        config.common.queue_max_backlog,
+    );
+    let relay = Relay::new(
+        db.clone(),
+        queue.clone(),
+        RelaySettings {
+            grace: config.relay_grace,
+            ..RelaySettings::default()
+        },
+    );
+    let metrics = Arc::new(Metrics::new());
+    let (ingestor, ingest_task) =
+        Ingestor::start(db.clone(), queue.clone(), relay.clone(), metrics.clone());
+    let state = AppState {
+        db,
+        queue,
+        secrets: Arc::new(config.webhook_secrets),
+        ingestor,
+        metrics,
+    };
+    Ok(Application {
+        router: router(state),
+        relay,
+        ingest_task,
+        shutdown_grace: config.shutdown_grace,
+    })
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/webhooks/github", post(webhooks::receive))
+        .route("/health", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!(
+                    "request",
+                    request_id = %request_id,
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+impl Application {
+    /// Serves on `listener` until `shutdown` resolves; then stops accepting, gives in-flight
+    /// requests `SHUTDOWN_GRACE` to finish, commits what they submitted, and returns.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Application {
+            router,
+            relay,
+            ingest_task,
+            shutdown_grace,
+        } = self;
+        let stop = CancellationToken::new();
+        let relay_task = tokio::spawn(relay.run(stop.child_token()));
+        let server =
+            axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
+        let server = tokio::spawn(async move { server.await });
+
+        tokio::pin!(shutdown);
+        let mut server = server;
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = &mut shutdown => {
+                tracing::info!(grace_secs = shutdown_grace.as_secs_f64(), "shutting down: no new connections");
+                stop.cancel();
+                match tokio::time::timeout(shutdown_grace, &mut server).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::warn!("in-flight requests did not finish within the grace period");
+                        server.abort();
+                        Ok(Ok(()))
+                    }
+                }
+            }
+        };
+        stop.cancel();
+        // The router (and every Ingestor clone in it) is gone: the pipeline drains and ends.
+        if tokio::time::timeout(ingest::DRAIN_TIMEOUT, ingest_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("ingest pipeline did not drain in time");
+        }
+        let _ = relay_task.await;
+        tracing::info!("stopped");
+        result.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}

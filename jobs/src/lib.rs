@@ -1,0 +1,21 @@
+//! Job payloads, the PostgreSQL → Redis hand-off, and the start-up code shared by `api` and `worker`.
+//!
+//! - [`runtime`]: configuration, telemetry and connections — the one home of start-up code.
+//! - [`ids`]: validated identifiers parsed at the edge ([`DeliveryId`], [`EventName`]).
+//! - [`job`]: the job payloads that travel through Redis (ids only, versioned).
+//! - [`deliveries`]: every SQL statement on `webhook_deliveries`.
+//! - [`queue`]: the bounded Redis queue on top of apalis-redis.
+//! - [`relay`]: moves `pending` deliveries into Redis as the queue drains.
+//! - [`consumer`]: a supervised apalis worker loop with fresh names on every restart.
+
+pub mod consumer;
+pub mod deliveries;
+pub mod ids;
+pub mod job;
+pub mod queue;
+pub mod relay;
+pub mod runtime;
+
+pub use ids::{DeliveryId, EventName};
+pub use job::{JobKind, WebhookJob};
+pub use queue::Queue;

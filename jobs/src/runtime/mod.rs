@@ -1,0 +1,6 @@
+//! Start-up code shared by `api` and `worker`: configuration, telemetry, connections.
+
+pub mod config;
+pub mod connect;
+pub mod signal;
+pub mod telemetry;

@@ -1,0 +1,27 @@
+//! Structured logs: JSON lines by default (`LOG_FORMAT=pretty` for humans), filtered by `RUST_LOG`.
+
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// Installs the process-wide subscriber. Call once, first thing in `main`.
+pub fn init(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let pretty = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("pretty"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if pretty {
+        registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .init();
+    } else {
+        registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(true)
+                    .with_writer(std::io::stderr),
+            )
+            .init();
+    }
+}

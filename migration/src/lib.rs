@@ -1,0 +1,16 @@
+//! DevPulse's schema migrations, applied in order by `api` at start-up and by the `migration` binary.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_webhook_deliveries;
+
+/// Every migration of the schema, oldest first.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_webhook_deliveries::Migration)]
+    }
+}

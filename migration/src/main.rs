@@ -1,0 +1,8 @@
+//! `migration` binary: `cargo run -p migration -- up` (reads `DATABASE_URL`, or `-u URL`).
+
+use sea_orm_migration::prelude::*;
+
+#[tokio::main]
+async fn main() {
+    cli::run_cli(migration::Migrator).await;
+}
