@@ -8,8 +8,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{job::WebhookJob, queue::Queue};
 
-/// A handler's failure, as apalis sees it.
-pub type JobFailure = Box<dyn std::error::Error + Send + Sync>;
+/// A handler's failure, as apalis sees it (a concrete type: apalis' boxed errors do not
+/// satisfy `tokio::spawn`'s bounds when the worker runs in a spawned task).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct JobFailure(pub String);
+
+impl JobFailure {
+    pub fn new(cause: impl std::fmt::Display) -> Self {
+        Self(cause.to_string())
+    }
+}
 
 /// A name unique to this process and run: `{prefix}-{pid}-{random}`.
 pub fn unique_worker_name(prefix: &str) -> String {
@@ -20,7 +29,8 @@ pub fn unique_worker_name(prefix: &str) -> String {
     )
 }
 
-/// Runs `handler` on every job of `queue` with up to `concurrency` jobs at once, until
+/// Runs `handler` on every job of `queue` with up to `concurrency` jobs at once (polled
+/// concurrently on one task: jobs are I/O-bound), until
 /// `shutdown`. Never returns early: a failed worker is rebuilt after a jittered backoff.
 pub async fn run<H, Fut>(
     queue: Queue,
@@ -40,7 +50,6 @@ pub async fn run<H, Fut>(
         let worker = WorkerBuilder::new(name.clone())
             .backend(backend)
             .concurrency(concurrency.max(1))
-            .parallelize(tokio::spawn)
             .build(move |job: WebhookJob| {
                 let handler = handler.clone();
                 async move { handler(job).await }

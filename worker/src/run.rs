@@ -55,7 +55,10 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
 /// Counts the attempt in PostgreSQL first, so a run that kills the process still counts.
 #[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id(), kind = job.kind().as_str()))]
 async fn handle(db: DatabaseConnection, job: WebhookJob) -> Result<(), JobFailure> {
-    let Some(attempt) = deliveries::record_attempt(&db, job.delivery_id()).await? else {
+    let Some(attempt) = deliveries::record_attempt(&db, job.delivery_id())
+        .await
+        .map_err(JobFailure::new)?
+    else {
         tracing::debug!("delivery already finished or unknown; nothing to do");
         return Ok(());
     };

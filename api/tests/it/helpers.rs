@@ -1,0 +1,321 @@
+//! Test harness: a fresh database and Redis namespace per test, the API on port 0, typed
+//! request helpers, and private `redis-server`s for fault tests.
+
+use std::{
+    net::{SocketAddr, TcpListener as StdListener},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use api::{config::ApiConfig, signature::sign, startup};
+use entities::webhook_delivery;
+use jobs::{Queue, WebhookJob, runtime::config::Vars};
+use sea_orm::{ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter};
+use tokio::sync::oneshot;
+
+pub const SECRET: &str = "test-webhook-secret";
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn shared_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A database of its own, dropped by [`TestApp::stop`].
+pub struct TestDb {
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let name = format!("devpulse_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(admin_url()).await.expect("connect as admin");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let mut url = url::Url::parse(&admin_url()).expect("admin url");
+        url.set_path(&name);
+        Self {
+            url: url.to_string(),
+            name,
+        }
+    }
+
+    pub async fn drop_db(&self) {
+        if let Ok(admin) = Database::connect(admin_url()).await {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                .await;
+            admin.close().await.ok();
+        }
+    }
+}
+
+/// A `redis-server` of the test's own on a free port, killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            child: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port, empty, as a Redis without persistence comes back.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("private redis-server did not start on port {}", self.port);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// How to configure a spawned app.
+pub struct AppOptions {
+    pub secrets: String,
+    pub redis_url: String,
+    pub max_backlog: u64,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            secrets: SECRET.to_owned(),
+            redis_url: shared_redis_url(),
+            max_backlog: 2_000,
+        }
+    }
+}
+
+/// A running API with its own database and queue namespace.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub db: DatabaseConnection,
+    pub queue: Queue,
+    test_db: TestDb,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let test_db = TestDb::create().await;
+    let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let vars = Vars::from_pairs([
+        ("DATABASE_URL", test_db.url.clone()),
+        ("REDIS_URL", options.redis_url.clone()),
+        ("GITHUB_WEBHOOK_SECRET", options.secrets),
+        ("QUEUE_NAMESPACE", namespace.clone()),
+        ("QUEUE_MAX_BACKLOG", options.max_backlog.to_string()),
+        ("SHUTDOWN_GRACE", "5s".to_owned()),
+    ]);
+    let config = ApiConfig::from_vars(&vars).expect("test config");
+    let common = config.common.clone();
+    let app = startup::build(config).await.expect("build app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(app.run(listener, async move {
+        let _ = rx.await;
+    }));
+    let db = Database::connect(test_db.url.clone()).await.expect("test db");
+    let queue = Queue::new(
+        jobs::runtime::connect::redis(&common).expect("redis url"),
+        &namespace,
+        options.max_backlog,
+    );
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        db,
+        queue,
+        test_db,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// A signed request as GitHub sends it.
+pub struct Delivery<'a> {
+    pub event: &'a str,
+    pub id: String,
+    pub body: Vec<u8>,
+    pub content_type: &'a str,
+    pub secret: &'a str,
+}
+
+impl<'a> Delivery<'a> {
+    pub fn json(event: &'a str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            event,
+            id: uuid::Uuid::new_v4().to_string(),
+            body: body.into(),
+            content_type: "application/json",
+            secret: SECRET,
+        }
+    }
+
+    pub fn with_id(mut self, id: &str) -> Self {
+        self.id = id.to_owned();
+        self
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Posts a delivery with every header GitHub sets, signed over the exact body.
+    pub async fn post(&self, delivery: &Delivery<'_>) -> reqwest::Response {
+        self.client
+            .post(self.url("/webhooks/github"))
+            .header("content-type", delivery.content_type)
+            .header("x-github-event", delivery.event)
+            .header("x-github-delivery", &delivery.id)
+            .header("x-github-hook-id", "4242")
+            .header("x-hub-signature-256", sign(delivery.secret, &delivery.body))
+            .body(delivery.body.clone())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn row(&self, delivery_id: &str) -> Option<webhook_delivery::Model> {
+        webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::DeliveryId.eq(delivery_id))
+            .one(&self.db)
+            .await
+            .expect("query")
+    }
+
+    pub async fn row_count(&self) -> u64 {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS n FROM webhook_deliveries",
+            ))
+            .await
+            .expect("count")
+            .expect("one row");
+        row.try_get::<i64>("", "n").expect("n") as u64
+    }
+
+    /// Every job in this test's Redis queue (finished or not), as pushed.
+    pub async fn jobs_in_redis(&self) -> Vec<WebhookJob> {
+        let mut conn = self.queue.connection();
+        let values: Vec<Vec<u8>> = redis::cmd("HVALS")
+            .arg(format!("{}:data", self.queue.name()))
+            .query_async(&mut conn)
+            .await
+            .expect("hvals");
+        values
+            .iter()
+            .map(|v| serde_json::from_slice(v).expect("a WebhookJob"))
+            .collect()
+    }
+
+    /// Stops the server the way SIGTERM does; returns what `run` returned.
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("run returns after shutdown")
+                .expect("run task"),
+            None => Ok(()),
+        }
+    }
+
+    /// Shuts down and removes the test's database and Redis keys.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown().await;
+        let mut conn = self.queue.connection();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.queue.namespace()))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _ = redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await;
+        }
+        self.db.clone().close().await.ok();
+        self.test_db.drop_db().await;
+    }
+}
+
+/// Polls `check` every 50 ms until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

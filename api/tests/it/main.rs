@@ -1,0 +1,9 @@
+//! Integration tests of the API against real PostgreSQL and Redis (one binary, many modules).
+
+mod burst;
+mod fixtures;
+mod helpers;
+mod ingest;
+mod operations;
+mod resilience;
+mod signatures;

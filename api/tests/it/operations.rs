@@ -1,0 +1,151 @@
+//! Operations: health, metrics, graceful shutdown, start-up errors, unknown routes.
+
+use std::process::Command;
+
+use crate::helpers::{Delivery, spawn_app};
+
+#[tokio::test]
+async fn health_and_readiness_report_both_backends() {
+    let app = spawn_app().await;
+    let live = app.client.get(app.url("/health")).send().await.expect("sent");
+    assert_eq!(live.status(), 200);
+    let ready = app.client.get(app.url("/health/ready")).send().await.expect("sent");
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(ready["checks"]["postgres"], "ok");
+    assert_eq!(ready["checks"]["redis"], "ok");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_event_and_status_and_show_the_backlog() {
+    let app = spawn_app().await;
+    app.post(&Delivery::json("push", r#"{"ref":"x"}"#)).await;
+    let mut unsigned = Delivery::json("push", "{}");
+    unsigned.secret = "wrong";
+    app.post(&unsigned).await;
+
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+
+    assert!(
+        text.contains(r#"devpulse_webhook_requests_total{event="push",status="202",code="queued"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"devpulse_webhook_requests_total{event="unverified",status="401",code="invalid_signature"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("devpulse_webhook_ingest_seconds_count 2"), "{text}");
+    assert!(text.contains("devpulse_webhook_deliveries_pending 0"), "{text}");
+    assert!(text.contains("devpulse_queue_depth 1"), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/nope")).send().await.expect("sent");
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "not_found");
+    let response = app.client.get(app.url("/webhooks/github")).send().await.expect("sent");
+    assert_eq!(response.status(), 405);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "method_not_allowed");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_requests_then_stops_serving() {
+    let mut app = spawn_app().await;
+    let body = r#"{"action":"opened"}"#;
+    // Requests already sent when the signal arrives are answered and committed.
+    let in_flight: Vec<_> = (0..20)
+        .map(|_| {
+            let d = Delivery::json("pull_request", body);
+            let id = d.id.clone();
+            let client = app.client.clone();
+            let url = app.url("/webhooks/github");
+            let signature = api::signature::sign(crate::helpers::SECRET, &d.body);
+            (
+                id,
+                tokio::spawn(async move {
+                    client
+                        .post(url)
+                        .header("content-type", "application/json")
+                        .header("x-github-event", "pull_request")
+                        .header("x-github-delivery", d.id)
+                        .header("x-hub-signature-256", signature)
+                        .body(d.body)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                }),
+            )
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    app.shutdown().await.expect("clean exit");
+
+    let mut answered = 0;
+    for (id, request) in in_flight {
+        if let Ok(Ok(status)) = request.await {
+            assert_eq!(status, 202);
+            assert!(app.row(&id).await.is_some(), "answered 202 but not stored: {id}");
+            answered += 1;
+        }
+    }
+    assert!(answered > 0, "no request completed");
+    assert!(
+        app.client.get(app.url("/health")).send().await.is_err(),
+        "still serving after shutdown"
+    );
+    app.stop().await;
+}
+
+#[test]
+fn a_missing_or_malformed_variable_stops_start_up_with_one_line() {
+    let cases = [
+        (vec![], "DATABASE_URL"),
+        (
+            vec![("DATABASE_URL", "postgres://127.0.0.1/x"), ("REDIS_URL", "http://x")],
+            "REDIS_URL",
+        ),
+        (
+            vec![("DATABASE_URL", "postgres://127.0.0.1/x"), ("REDIS_URL", "redis://x")],
+            "GITHUB_WEBHOOK_SECRET",
+        ),
+        (
+            vec![
+                ("DATABASE_URL", "postgres://127.0.0.1/x"),
+                ("REDIS_URL", "redis://x"),
+                ("GITHUB_WEBHOOK_SECRET", "s"),
+                ("API_ADDR", "everywhere"),
+            ],
+            "API_ADDR",
+        ),
+    ];
+    let scratch = std::env::temp_dir().join(format!("devpulse-env-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    for (vars, named) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_api"))
+            .env_clear()
+            .envs(vars)
+            .current_dir(&scratch) // no .env here
+            .output()
+            .expect("api runs");
+        assert_eq!(output.status.code(), Some(2), "{named}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(named), "{named}: {stderr}");
+    }
+}
