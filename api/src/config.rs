@@ -14,8 +14,6 @@ pub struct ApiConfig {
     pub addr: SocketAddr,
     /// `SHUTDOWN_GRACE`: how long in-flight requests may take after SIGTERM.
     pub shutdown_grace: Duration,
-    /// `RELAY_GRACE`: how long a fresh pending delivery is left to the request's own hand-off.
-    pub relay_grace: Duration,
 }
 
 impl ApiConfig {
@@ -30,13 +28,11 @@ impl ApiConfig {
         })?;
         let addr = vars.parse_or("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
         let shutdown_grace = vars.duration_or("SHUTDOWN_GRACE", Duration::from_secs(10))?;
-        let relay_grace = vars.duration_or("RELAY_GRACE", Duration::from_secs(2))?;
         Ok(Self {
             common,
             webhook_secrets,
             addr,
             shutdown_grace,
-            relay_grace,
         })
     }
 }

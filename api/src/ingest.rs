@@ -7,12 +7,12 @@
 
 use std::{sync::Arc, time::Duration};
 
+use entities::DeliveryStatus;
 use jobs::{
-    DeliveryId, Queue, WebhookJob,
+    Queue, WebhookJob,
     deliveries::{self, NewDelivery},
     relay::Relay,
 };
-use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::metrics::Metrics;
@@ -60,7 +60,7 @@ pub struct Ingestor {
 
 #[derive(Clone)]
 struct Pipeline {
-    db: DatabaseConnection,
+    pool: deadpool_postgres::Pool,
     queue: Queue,
     relay: Relay,
     metrics: Arc<Metrics>,
@@ -70,14 +70,14 @@ impl Ingestor {
     /// Starts the batching task. It ends once every `Ingestor` clone is dropped and the
     /// batches in flight are committed.
     pub fn start(
-        db: DatabaseConnection,
+        pool: deadpool_postgres::Pool,
         queue: Queue,
         relay: Relay,
         metrics: Arc<Metrics>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let pipeline = Pipeline {
-            db,
+            pool,
             queue,
             relay,
             metrics,
@@ -128,139 +128,146 @@ impl Pipeline {
         self.metrics.batch_size.observe(batch.len() as f64);
         let (deliveries, replies): (Vec<NewDelivery>, Vec<_>) =
             batch.into_iter().map(|s| (s.delivery, s.reply)).unzip();
-        let inserted = match self.insert(&deliveries).await {
-            Ok(inserted) => inserted,
-            Err(results) => {
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
+        let results = match self.store(&deliveries).await {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            // A failure of the data (not of the connection): store one by one so one bad
+            // delivery cannot fail its neighbours.
+            Err(e) if deliveries.len() > 1 && e.is_data_error() => {
+                tracing::warn!(error = %e, size = deliveries.len(), "batch insert failed; storing one by one");
+                let mut results = Vec::with_capacity(deliveries.len());
+                for d in &deliveries {
+                    results.push(
+                        self.store(std::slice::from_ref(d))
+                            .await
+                            .map(|mut o| o.remove(0))
+                            .map_err(|e| IngestError::Database(e.to_string())),
+                    );
                 }
-                return;
-            }
-        };
-
-        let mut outcomes: Vec<Stored> = deliveries
-            .iter()
-            .zip(&inserted)
-            .map(|(d, &new)| match (new, d.job_kind()) {
-                (false, _) => Stored::Duplicate,
-                (true, None) => Stored::Ignored,
-                (true, Some(_)) => Stored::Pending,
-            })
-            .collect();
-        let to_queue: Vec<usize> = (0..outcomes.len())
-            .filter(|&i| outcomes[i] == Stored::Pending)
-            .collect();
-        let queued = self.hand_off(&deliveries, &to_queue).await;
-        for &i in &to_queue[..queued] {
-            outcomes[i] = Stored::Queued;
-        }
-        for (reply, outcome) in replies.into_iter().zip(outcomes) {
-            let _ = reply.send(Ok(outcome));
-        }
-    }
-
-    /// Inserts the batch; when the batch fails as a whole, retries each delivery alone so one
-    /// bad row cannot fail its neighbours. `Err` carries one result per delivery.
-    async fn insert(
-        &self,
-        deliveries: &[NewDelivery],
-    ) -> Result<Vec<bool>, Vec<Result<Stored, IngestError>>> {
-        match deliveries::insert_many(&self.db, deliveries).await {
-            Ok(inserted) => Ok(inserted),
-            Err(e) if deliveries.len() == 1 || is_unavailable(&e) => {
-                let error = IngestError::Database(e.to_string());
-                Err(deliveries.iter().map(|_| Err(error.clone())).collect())
+                results
             }
             Err(e) => {
-                tracing::warn!(error = %e, size = deliveries.len(), "batch insert failed; storing one by one");
-                let mut inserted = Vec::with_capacity(deliveries.len());
-                let mut failed = false;
-                let mut results = Vec::with_capacity(deliveries.len());
-                for d in deliveries {
-                    match deliveries::insert_many(&self.db, std::slice::from_ref(d)).await {
-                        Ok(v) => {
-                            let new = v.first().copied().unwrap_or(false);
-                            inserted.push(new);
-                            results.push(Ok(if new {
-                                Stored::Pending
-                            } else {
-                                Stored::Duplicate
-                            }));
-                        }
-                        Err(e) => {
-                            failed = true;
-                            inserted.push(false);
-                            results.push(Err(IngestError::Database(e.to_string())));
-                        }
-                    }
-                }
-                if failed {
-                    // Rows stored one by one stay `pending`: the relay hands them over.
-                    self.relay.wake();
-                    Err(results)
-                } else {
-                    Ok(inserted)
-                }
+                let error = IngestError::Database(e.to_string());
+                deliveries.iter().map(|_| Err(error.clone())).collect()
             }
+        };
+        if results.iter().any(|r| matches!(r, Ok(Stored::Pending))) {
+            self.relay.wake();
+        }
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
         }
     }
 
-    /// Pushes jobs for `deliveries[i]`, `i` in `indexes`, as far as the queue has room.
-    /// Returns how many of them (a prefix) are now queued; the rest stay `pending`.
-    async fn hand_off(&self, deliveries: &[NewDelivery], indexes: &[usize]) -> usize {
-        if indexes.is_empty() {
-            return 0;
-        }
-        if !self.relay.redis_ok() {
-            self.relay.wake();
-            return 0;
-        }
-        let room = match self.queue.room().await {
+    /// Room in the Redis queue, or 0 when Redis is away (then deliveries wait as `pending`).
+    async fn room(&self) -> usize {
+        match self.queue.room().await {
             Ok(room) => room as usize,
             Err(e) => {
-                tracing::debug!(error = %e, "queue depth unknown; leaving deliveries pending");
+                tracing::debug!(error = %e, "queue depth unknown; storing deliveries as pending");
                 self.relay.note_redis(false);
-                return 0;
+                0
             }
-        };
-        let n = indexes.len().min(room);
-        if n < indexes.len() {
-            // The queue is full: PostgreSQL holds the rest until workers drain it.
-            self.relay.wake();
         }
-        if n == 0 {
-            return 0;
-        }
-        let ids: Vec<DeliveryId> = indexes[..n]
+    }
+
+    /// One transaction: insert, push the jobs of the new rows, commit. The push comes before
+    /// the commit so no committed row can miss its job (a worker that gets there before the
+    /// commit retries); rows beyond the queue's room, or whose push failed, are stored
+    /// `pending` instead and the relay hands them over later.
+    ///
+    /// BEGIN, the INSERT and the queue-room check travel together (tokio-postgres pipelines
+    /// requests polled concurrently), so a batch costs three round trips, not five.
+    async fn store(&self, deliveries: &[NewDelivery]) -> Result<Vec<Stored>, StoreError> {
+        let redis_ok = self.relay.redis_ok();
+        let statuses: Vec<DeliveryStatus> = deliveries
             .iter()
-            .map(|&i| deliveries[i].delivery_id.clone())
-            .collect();
-        let jobs: Vec<WebhookJob> = indexes[..n]
-            .iter()
-            .filter_map(|&i| {
-                let d = &deliveries[i];
-                d.job_kind()
-                    .map(|k| WebhookJob::new(k, d.delivery_id.clone()))
+            .map(|d| match d.job_kind() {
+                None => DeliveryStatus::Ignored,
+                Some(_) if redis_ok => DeliveryStatus::Queued,
+                Some(_) => DeliveryStatus::Pending,
             })
             .collect();
-        if let Err(e) = self.queue.push(jobs).await {
-            tracing::debug!(error = %e, "push failed; leaving deliveries pending");
-            self.relay.note_redis(false);
-            return 0;
+        let wants_redis = statuses.contains(&DeliveryStatus::Queued);
+        let client = self.pool.get().await?;
+        let (begun, inserted, room) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            deliveries::insert_many(&client, deliveries, &statuses),
+            async { if wants_redis { self.room().await } else { 0 } },
+        );
+        let result = async {
+            begun?;
+            let inserted = inserted?;
+            let new_queued: Vec<usize> = (0..deliveries.len())
+                .filter(|&i| inserted[i] && statuses[i] == DeliveryStatus::Queued)
+                .collect();
+            let (to_push, no_room) = new_queued.split_at(new_queued.len().min(room));
+            let jobs: Vec<WebhookJob> = to_push
+                .iter()
+                .filter_map(|&i| {
+                    let d = &deliveries[i];
+                    d.job_kind()
+                        .map(|k| WebhookJob::new(k, d.delivery_id.clone()))
+                })
+                .collect();
+            let pushed = match self.queue.push(jobs).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(error = %e, "push failed; storing deliveries as pending");
+                    self.relay.note_redis(false);
+                    false
+                }
+            };
+            let not_pushed: Vec<usize> = if pushed {
+                no_room.to_vec()
+            } else {
+                new_queued.clone()
+            };
+            if !not_pushed.is_empty() {
+                let ids: Vec<&str> = not_pushed
+                    .iter()
+                    .map(|&i| deliveries[i].delivery_id.as_str())
+                    .collect();
+                deliveries::set_pending(&client, &ids).await?;
+            }
+            client.batch_execute("COMMIT").await?;
+            Ok::<_, StoreError>(
+                (0..deliveries.len())
+                    .map(|i| match (inserted[i], statuses[i]) {
+                        (false, _) => Stored::Duplicate,
+                        (true, DeliveryStatus::Ignored) => Stored::Ignored,
+                        (true, DeliveryStatus::Queued) if !not_pushed.contains(&i) => {
+                            Stored::Queued
+                        }
+                        (true, _) => Stored::Pending,
+                    })
+                    .collect(),
+            )
         }
-        if let Err(e) = deliveries::mark_queued(&self.db, &ids).await {
-            // The jobs are in Redis; the relay will push them again after its grace period,
-            // which processing tolerates.
-            tracing::warn!(error = %e, "could not mark deliveries queued");
+        .await;
+        if result.is_err() {
+            // Never hand a connection back to the pool inside a transaction.
+            if client.batch_execute("ROLLBACK").await.is_err() {
+                let _ = deadpool_postgres::Object::take(client);
+            }
         }
-        n
+        result
     }
 }
 
-/// Connection-level failures: retrying row by row would only fail again, slower.
-fn is_unavailable(e: &DbErr) -> bool {
-    matches!(e, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
-        || e.to_string().contains("connection")
+/// Why a batch could not be stored.
+#[derive(Debug, thiserror::Error)]
+enum StoreError {
+    #[error("{0}")]
+    Postgres(#[from] deadpool_postgres::tokio_postgres::Error),
+    #[error("no database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+impl StoreError {
+    /// PostgreSQL refused the data (as opposed to the connection failing).
+    fn is_data_error(&self) -> bool {
+        matches!(self, Self::Postgres(e) if e.as_db_error().is_some())
+    }
 }
 
 /// How long the pipeline may take to commit what is in flight at shutdown.

@@ -35,6 +35,8 @@ pub enum StartupError {
     Database { url: String, source: DbErr },
     #[error("cannot apply migrations: {0}")]
     Migrations(DbErr),
+    #[error("cannot open the ingest connections to PostgreSQL: {0}")]
+    IngestPool(#[from] connect::IngestPoolError),
     #[error("invalid REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
 }
@@ -69,6 +71,7 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
     Migrator::up(&db, None)
         .await
         .map_err(StartupError::Migrations)?;
+    let ingest_pool = connect::ingest_pool(&config.common, ingest::MAX_IN_FLIGHT).await?;
     let redis = connect::redis(&config.common)?;
     if !connect::redis_ready(&redis).await {
         tracing::warn!(
@@ -81,17 +84,10 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
         &config.common.queue_namespace,
         config.common.queue_max_backlog,
     );
-    let relay = Relay::new(
-        db.clone(),
-        queue.clone(),
-        RelaySettings {
-            grace: config.relay_grace,
-            ..RelaySettings::default()
-        },
-    );
+    let relay = Relay::new(db.clone(), queue.clone(), RelaySettings::default());
     let metrics = Arc::new(Metrics::new());
     let (ingestor, ingest_task) =
-        Ingestor::start(db.clone(), queue.clone(), relay.clone(), metrics.clone());
+        Ingestor::start(ingest_pool, queue.clone(), relay.clone(), metrics.clone());
     let state = AppState {
         db,
         queue,

@@ -6,9 +6,7 @@
 use std::time::Duration;
 
 use entities::DeliveryStatus;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
 
 use crate::{
     ids::{DeliveryId, EventName},
@@ -33,70 +31,57 @@ impl NewDelivery {
     pub fn job_kind(&self) -> Option<JobKind> {
         JobKind::for_event(&self.event)
     }
-
-    /// `pending` when a job must be handed to Redis, `ignored` otherwise.
-    pub fn initial_status(&self) -> DeliveryStatus {
-        match self.job_kind() {
-            Some(_) => DeliveryStatus::Pending,
-            None => DeliveryStatus::Ignored,
-        }
-    }
 }
 
-const INSERT_COLUMNS: usize = 8;
+/// One statement for any batch size (so it is prepared once per connection): the batch travels
+/// as eight arrays, and the JSON text becomes `jsonb` in PostgreSQL.
+const INSERT_MANY: &str = "\
+    INSERT INTO webhook_deliveries \
+        (delivery_id, event, action, installation_id, repository_id, hook_id, payload, status, queued_at) \
+    SELECT d, e, a, i, r, h, p::jsonb, s, CASE WHEN s = 'queued' THEN now() END \
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[], $8::text[]) \
+        AS t(d, e, a, i, r, h, p, s) \
+    ON CONFLICT (delivery_id) DO NOTHING \
+    RETURNING delivery_id";
 
-/// Stores deliveries in one statement. Returns, for each input, whether *this* call stored it
-/// (`false`: the delivery id was already there, or earlier in the same slice).
-pub async fn insert_many<C: ConnectionTrait>(
-    db: &C,
+/// Stores deliveries with their initial statuses in one statement. Returns, for each input,
+/// whether *this* call stored it (`false`: the delivery id was already there, or earlier in the
+/// slice).
+pub async fn insert_many(
+    client: &impl deadpool_postgres::GenericClient,
     deliveries: &[NewDelivery],
-) -> Result<Vec<bool>, DbErr> {
+    statuses: &[DeliveryStatus],
+) -> Result<Vec<bool>, tokio_postgres::Error> {
+    debug_assert_eq!(deliveries.len(), statuses.len());
     if deliveries.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = String::with_capacity(200 + deliveries.len() * 64);
-    sql.push_str(
-        "INSERT INTO webhook_deliveries \
-         (delivery_id, event, action, installation_id, repository_id, hook_id, payload, status) VALUES ",
-    );
-    let mut values: Vec<Value> = Vec::with_capacity(deliveries.len() * INSERT_COLUMNS);
-    for (i, d) in deliveries.iter().enumerate() {
-        let p = i * INSERT_COLUMNS;
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(${},${},${},${},${},${},${}::jsonb,${})",
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5,
-            p + 6,
-            p + 7,
-            p + 8
-        ));
-        values.push(d.delivery_id.as_str().into());
-        values.push(d.event.as_str().into());
-        values.push(d.action.clone().into());
-        values.push(d.installation_id.into());
-        values.push(d.repository_id.into());
-        values.push(d.hook_id.into());
-        values.push(d.payload_json.clone().into());
-        values.push(d.initial_status().as_str().into());
-    }
-    sql.push_str(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
+    let ids: Vec<&str> = deliveries.iter().map(|d| d.delivery_id.as_str()).collect();
+    let events: Vec<&str> = deliveries.iter().map(|d| d.event.as_str()).collect();
+    let actions: Vec<Option<&str>> = deliveries.iter().map(|d| d.action.as_deref()).collect();
+    let installations: Vec<Option<i64>> = deliveries.iter().map(|d| d.installation_id).collect();
+    let repositories: Vec<Option<i64>> = deliveries.iter().map(|d| d.repository_id).collect();
+    let hooks: Vec<Option<i64>> = deliveries.iter().map(|d| d.hook_id).collect();
+    let payloads: Vec<&str> = deliveries.iter().map(|d| d.payload_json.as_str()).collect();
+    let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let statement = client.prepare_cached(INSERT_MANY).await?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &ids,
+                &events,
+                &actions,
+                &installations,
+                &repositories,
+                &hooks,
+                &payloads,
+                &statuses,
+            ],
+        )
         .await?;
-    let mut inserted = std::collections::HashSet::with_capacity(rows.len());
-    for row in rows {
-        inserted.insert(row.try_get::<String>("", "delivery_id")?);
-    }
+    let mut inserted: std::collections::HashSet<&str> =
+        rows.iter().map(|row| row.get::<_, &str>(0)).collect();
     // A delivery id twice in one statement is stored once; the first occurrence owns it.
     Ok(deliveries
         .iter()
@@ -111,49 +96,33 @@ fn placeholders(start: usize, n: usize) -> String {
         .join(",")
 }
 
-/// Records that jobs for these deliveries are in Redis.
-///
-/// Committed with `synchronous_commit = off`: losing this mark in a crash only means the relay
-/// pushes the job again, which processing tolerates; the delivery itself was committed durably.
-pub async fn mark_queued(db: &DatabaseConnection, ids: &[DeliveryId]) -> Result<(), DbErr> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let txn = db.begin().await?;
-    txn.execute_unprepared("SET LOCAL synchronous_commit = off")
-        .await?;
-    let sql = format!(
-        "UPDATE webhook_deliveries SET status = 'queued', queued_at = now(), updated_at = now() \
-         WHERE status = 'pending' AND delivery_id IN ({})",
-        placeholders(1, ids.len())
-    );
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        sql,
-        ids.iter().map(|id| Value::from(id.as_str())),
-    ))
-    .await?;
-    txn.commit().await
+/// Puts deliveries back to `pending` inside the transaction that inserted them as `queued`,
+/// when their push to Redis failed: the relay hands them over later.
+pub async fn set_pending(
+    client: &impl deadpool_postgres::GenericClient,
+    ids: &[&str],
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE webhook_deliveries SET status = 'pending', queued_at = NULL \
+             WHERE delivery_id = ANY($1::text[])",
+            &[&ids],
+        )
+        .await
 }
 
-/// Takes up to `limit` pending deliveries older than `grace`, oldest first, locking them for
-/// the caller's transaction so concurrent relays skip them. The grace leaves fresh rows to the
-/// API's own fast hand-off.
+/// Takes up to `limit` pending deliveries, oldest first, locking them for the caller's
+/// transaction so concurrent relays skip them.
 pub async fn lock_pending<C: ConnectionTrait>(
     txn: &C,
     limit: u64,
-    grace: Duration,
 ) -> Result<Vec<(i64, WebhookJob)>, DbErr> {
     let rows = txn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT id, delivery_id, event FROM webhook_deliveries \
-             WHERE status = 'pending' AND received_at < now() - make_interval(secs => $1) \
-             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
-            [
-                Value::from(grace.as_secs_f64()),
-                Value::from(i64::try_from(limit).unwrap_or(i64::MAX)),
-            ],
+             WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            [Value::from(i64::try_from(limit).unwrap_or(i64::MAX))],
         ))
         .await?;
     let mut jobs = Vec::with_capacity(rows.len());
@@ -200,13 +169,21 @@ pub async fn mark_rows_queued<C: ConnectionTrait>(txn: &C, row_ids: &[i64]) -> R
     Ok(())
 }
 
-/// Puts every `queued` delivery back to `pending`: called when Redis lost its data, so that
-/// the relay hands each of them over again.
-pub async fn requeue_queued<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
+/// Puts `queued` deliveries that no worker has tried since `older_than` ago back to `pending`,
+/// so the relay hands them over again; `Duration::ZERO` takes every queued delivery (Redis lost
+/// its data). A job that was in fact still in Redis then runs twice, which processing tolerates.
+pub async fn requeue_queued<C: ConnectionTrait>(
+    db: &C,
+    older_than: Duration,
+) -> Result<u64, DbErr> {
     let result = db
-        .execute_unprepared(
-            "UPDATE webhook_deliveries SET status = 'pending', updated_at = now() WHERE status = 'queued'",
-        )
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE webhook_deliveries SET status = 'pending', queued_at = NULL, updated_at = now() \
+             WHERE status = 'queued' AND queued_at <= now() - make_interval(secs => $1) \
+             AND (last_attempt_at IS NULL OR last_attempt_at <= now() - make_interval(secs => $1))",
+            [Value::from(older_than.as_secs_f64())],
+        ))
         .await?;
     Ok(result.rows_affected())
 }
@@ -226,13 +203,23 @@ pub async fn count_pending(db: &DatabaseConnection) -> Result<u64, DbErr> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// What [`record_attempt`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Counted: this is attempt number `n`; run the job.
+    Run(i32),
+    /// Processed, ignored or dead already: nothing to do.
+    Finished,
+    /// No such row (yet): the API pushes a job just before committing its row, so a very
+    /// fast worker can get there first. Try again shortly.
+    NotVisible,
+}
+
 /// Counts an attempt before a worker runs a job, so a run that crashes its process still counts.
-/// Returns the attempt number, or `None` when there is nothing to run: the delivery does not
-/// exist, or is already processed, ignored or dead.
 pub async fn record_attempt(
     db: &DatabaseConnection,
     delivery_id: &DeliveryId,
-) -> Result<Option<i32>, DbErr> {
+) -> Result<Attempt, DbErr> {
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -243,6 +230,20 @@ pub async fn record_attempt(
             [Value::from(delivery_id.as_str())],
         ))
         .await?;
-    row.map(|row| row.try_get::<i32>("", "attempts"))
-        .transpose()
+    if let Some(row) = row {
+        return Ok(Attempt::Run(row.try_get("", "attempts")?));
+    }
+    let exists = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT 1 AS one FROM webhook_deliveries WHERE delivery_id = $1",
+            [Value::from(delivery_id.as_str())],
+        ))
+        .await?
+        .is_some();
+    Ok(if exists {
+        Attempt::Finished
+    } else {
+        Attempt::NotVisible
+    })
 }

@@ -29,8 +29,9 @@ pub enum RelayError {
 /// Tunables of the relay loop.
 #[derive(Debug, Clone, Copy)]
 pub struct RelaySettings {
-    /// How long a fresh `pending` row is left to the API's own hand-off before the relay takes it.
-    pub grace: Duration,
+    /// A `queued` delivery no worker has touched for this long is assumed lost and handed over
+    /// again (safety net for jobs lost outside a Redis restart, e.g. a crash mid-commit).
+    pub stale_after: Duration,
     /// Idle wake-up period.
     pub interval: Duration,
     /// Most rows moved per transaction.
@@ -40,7 +41,7 @@ pub struct RelaySettings {
 impl Default for RelaySettings {
     fn default() -> Self {
         Self {
-            grace: Duration::from_secs(2),
+            stale_after: Duration::from_secs(600),
             interval: Duration::from_millis(250),
             batch: 1_000,
         }
@@ -52,7 +53,7 @@ impl Default for RelaySettings {
 pub struct TickReport {
     /// Jobs pushed to Redis.
     pub pushed: u64,
-    /// Deliveries put back to `pending` because Redis lost its data.
+    /// Deliveries put back to `pending` because Redis lost its data or their job went stale.
     pub requeued: u64,
     /// True when the tick stopped at its batch size with room left: call again at once.
     pub more: bool,
@@ -69,6 +70,7 @@ pub struct Relay {
     wake: Arc<Notify>,
     redis_ok: Arc<AtomicBool>,
     lock_key: i64,
+    last_stale_check: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl Relay {
@@ -81,7 +83,22 @@ impl Relay {
             wake: Arc::new(Notify::new()),
             redis_ok: Arc::new(AtomicBool::new(true)),
             lock_key,
+            last_stale_check: Arc::default(),
         }
+    }
+
+    /// The stale sweep scans `queued` rows: once a minute is plenty.
+    fn stale_check_due(&self) -> bool {
+        let mut last = self
+            .last_stale_check
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(60)) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// Asks the relay to run now (e.g. the API left rows `pending`).
@@ -162,7 +179,7 @@ impl Relay {
         report.leader = true;
         if !epoch_present {
             // Requeue first, mark second: a crash in between requeues again, never skips.
-            report.requeued = deliveries::requeue_queued(&txn).await?;
+            report.requeued = deliveries::requeue_queued(&txn, Duration::ZERO).await?;
             let epoch = uuid::Uuid::new_v4().to_string();
             self.queue.claim_epoch(&epoch).await?;
             if report.requeued > 0 {
@@ -172,16 +189,20 @@ impl Relay {
                 );
             }
         }
+        if self.stale_check_due() {
+            let stale = deliveries::requeue_queued(&txn, self.settings.stale_after).await?;
+            if stale > 0 {
+                tracing::warn!(
+                    requeued = stale,
+                    "queued deliveries untouched too long; handing them over again"
+                );
+            }
+            report.requeued += stale;
+        }
         let room = self.queue.room().await?;
         let limit = room.min(self.settings.batch);
         if limit > 0 {
-            // Rows put back to pending just now are due at once: no grace for them.
-            let grace = if report.requeued > 0 {
-                Duration::ZERO
-            } else {
-                self.settings.grace
-            };
-            let rows = deliveries::lock_pending(&txn, limit, grace).await?;
+            let rows = deliveries::lock_pending(&txn, limit).await?;
             let (row_ids, jobs): (Vec<i64>, Vec<_>) = rows.into_iter().unzip();
             self.queue.push(jobs).await?;
             deliveries::mark_rows_queued(&txn, &row_ids).await?;

@@ -16,7 +16,7 @@ CREATE TABLE webhook_deliveries (
     installation_id BIGINT,
     repository_id   BIGINT,
     hook_id         BIGINT,
-    payload         JSONB       NOT NULL,
+    payload         JSONB       COMPRESSION lz4 NOT NULL,
     received_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
     status          TEXT        NOT NULL DEFAULT 'pending',
     queued_at       TIMESTAMPTZ,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use jobs::{
     Queue, WebhookJob,
     consumer::{self, JobFailure},
-    deliveries,
+    deliveries::{self, Attempt},
     relay::{Relay, RelaySettings},
     runtime::connect,
 };
@@ -55,17 +55,23 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
 /// Counts the attempt in PostgreSQL first, so a run that kills the process still counts.
 #[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id(), kind = job.kind().as_str()))]
 async fn handle(db: DatabaseConnection, job: WebhookJob) -> Result<(), JobFailure> {
-    let Some(attempt) = deliveries::record_attempt(&db, job.delivery_id())
+    match deliveries::record_attempt(&db, job.delivery_id())
         .await
         .map_err(JobFailure::new)?
-    else {
-        tracing::debug!("delivery already finished or unknown; nothing to do");
-        return Ok(());
-    };
-    // Turning deliveries into pull requests, reviews, deployments… arrives with the worker
-    // pool issue; until then the delivery stays `queued` with its attempts counted.
-    tracing::info!(attempt, "job received; no processor for this kind yet");
-    Ok(())
+    {
+        Attempt::Run(attempt) => {
+            // Turning deliveries into pull requests, reviews, deployments… arrives with the
+            // worker pool issue; until then the delivery stays `queued` with its attempts counted.
+            tracing::info!(attempt, "job received; no processor for this kind yet");
+            Ok(())
+        }
+        Attempt::Finished => {
+            tracing::debug!("delivery already finished; nothing to do");
+            Ok(())
+        }
+        // apalis-redis retries it about a second later.
+        Attempt::NotVisible => Err(JobFailure::new("delivery not committed yet")),
+    }
 }
 
 /// Removes finished jobs' bookkeeping from Redis every few seconds (apalis-redis keeps it

@@ -44,7 +44,9 @@ async fn a_burst_is_kept_and_handed_over_within_the_backlog_bound() {
             move |job: WebhookJob| {
                 let seen = seen.clone();
                 async move {
-                    seen.lock().expect("lock").insert(job.delivery_id().to_string());
+                    seen.lock()
+                        .expect("lock")
+                        .insert(job.delivery_id().to_string());
                     Ok::<(), consumer::JobFailure>(())
                 }
             }
@@ -80,18 +82,28 @@ async fn a_burst_is_kept_and_handed_over_within_the_backlog_bound() {
         .collect()
         .await;
 
-    assert!(statuses.iter().all(|&s| s == 202), "every delivery accepted");
+    assert!(
+        statuses.iter().all(|&s| s == 202),
+        "every delivery accepted"
+    );
     assert_eq!(app.row_count().await, total as u64);
-    eventually(Duration::from_secs(300), "every delivery reaches the worker", || async {
-        seen.lock().expect("lock").len() == total
-    })
+    eventually(
+        Duration::from_secs(300),
+        "every delivery reaches the worker",
+        || async { seen.lock().expect("lock").len() == total },
+    )
     .await;
-    let pending = jobs::deliveries::count_pending(&app.db).await.expect("count");
+    let pending = jobs::deliveries::count_pending(&app.db)
+        .await
+        .expect("count");
     assert_eq!(pending, 0);
     let observed = max_depth.load(Ordering::Relaxed);
     // The relay fills to the bound; concurrent request batches may each add one batch on top.
     let slack = (api::ingest::MAX_IN_FLIGHT * api::ingest::MAX_BATCH) as u64;
-    assert!(observed <= max_backlog + slack, "redis backlog reached {observed}");
+    assert!(
+        observed <= max_backlog + slack,
+        "redis backlog reached {observed}"
+    );
     assert!(observed > 0, "the sampler saw the queue");
     assert!(!worker.is_finished(), "the consumer is still running");
 

@@ -32,13 +32,28 @@ async fn every_example_payload_is_stored_verbatim_and_routed() {
             let name = file.display();
             let want = if *event == "ping" { 200 } else { 202 };
             assert_eq!(response.status(), want, "{name}");
-            let row = app.row(&delivery.id).await.unwrap_or_else(|| panic!("{name} not stored"));
+            let row = app
+                .row(&delivery.id)
+                .await
+                .unwrap_or_else(|| panic!("{name} not stored"));
             assert_eq!(row.payload, expected, "{name}");
             assert_eq!(row.action.as_deref(), expected["action"].as_str(), "{name}");
-            assert_eq!(row.installation_id, expected["installation"]["id"].as_i64(), "{name}");
-            assert_eq!(row.repository_id, expected["repository"]["id"].as_i64(), "{name}");
+            assert_eq!(
+                row.installation_id,
+                expected["installation"]["id"].as_i64(),
+                "{name}"
+            );
+            assert_eq!(
+                row.repository_id,
+                expected["repository"]["id"].as_i64(),
+                "{name}"
+            );
             let routed = JobKind::for_event(&EventName::parse(event).expect("event"));
-            let status = if routed.is_some() { DeliveryStatus::Queued } else { DeliveryStatus::Ignored };
+            let status = if routed.is_some() {
+                DeliveryStatus::Queued
+            } else {
+                DeliveryStatus::Ignored
+            };
             assert_eq!(row.status, status, "{name}");
             count += 1;
         }
@@ -46,6 +61,10 @@ async fn every_example_payload_is_stored_verbatim_and_routed() {
     }
     assert_eq!(seen_events.len(), 11);
     let jobs = app.jobs_in_redis().await;
-    assert_eq!(jobs.len(), count - 4, "one job per processed example (pings are not queued)");
+    assert_eq!(
+        jobs.len(),
+        count - 4,
+        "one job per processed example (pings are not queued)"
+    );
     app.stop().await;
 }

@@ -10,7 +10,9 @@ use std::{
 use api::{config::ApiConfig, signature::sign, startup};
 use entities::webhook_delivery;
 use jobs::{Queue, WebhookJob, runtime::config::Vars};
-use sea_orm::{ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter,
+};
 use tokio::sync::oneshot;
 
 pub const SECRET: &str = "test-webhook-secret";
@@ -33,7 +35,9 @@ pub struct TestDb {
 impl TestDb {
     pub async fn create() -> Self {
         let name = format!("devpulse_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(admin_url()).await.expect("connect as admin");
+        let admin = Database::connect(admin_url())
+            .await
+            .expect("connect as admin");
         admin
             .execute_unprepared(&format!("CREATE DATABASE {name}"))
             .await
@@ -50,7 +54,10 @@ impl TestDb {
     pub async fn drop_db(&self) {
         if let Ok(admin) = Database::connect(admin_url()).await {
             let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                .execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
                 .await;
             admin.close().await.ok();
         }
@@ -96,7 +103,10 @@ impl RedisServer {
             .expect("redis-server on PATH");
         self.child = Some(child);
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -172,7 +182,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let task = tokio::spawn(app.run(listener, async move {
         let _ = rx.await;
     }));
-    let db = Database::connect(test_db.url.clone()).await.expect("test db");
+    let db = Database::connect(test_db.url.clone())
+        .await
+        .expect("test db");
     let queue = Queue::new(
         jobs::runtime::connect::redis(&common).expect("redis url"),
         &namespace,
@@ -294,7 +306,10 @@ impl TestApp {
             .await
             .unwrap_or_default();
         if !keys.is_empty() {
-            let _ = redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await;
+            let _ = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(&mut conn)
+                .await;
         }
         self.db.clone().close().await.ok();
         self.test_db.drop_db().await;

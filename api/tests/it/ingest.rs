@@ -28,7 +28,10 @@ async fn a_processed_event_is_stored_then_queued_with_its_id_only() {
     assert_eq!(row.repository_id, Some(22));
     assert_eq!(row.hook_id, Some(4242));
     assert_eq!(row.status, DeliveryStatus::Queued);
-    assert_eq!(row.payload, serde_json::from_str::<serde_json::Value>(body).expect("json"));
+    assert_eq!(
+        row.payload,
+        serde_json::from_str::<serde_json::Value>(body).expect("json")
+    );
     let jobs = app.jobs_in_redis().await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].delivery_id().as_str(), delivery.id);
@@ -40,7 +43,10 @@ async fn a_processed_event_is_stored_then_queued_with_its_id_only() {
 async fn form_encoded_deliveries_are_verified_over_the_raw_form_and_stored() {
     let app = spawn_app().await;
     let json = r#"{"action":"created","installation":{"id":5},"deployment":{"id":1}}"#;
-    let form = format!("payload={}", url::form_urlencoded::byte_serialize(json.as_bytes()).collect::<String>());
+    let form = format!(
+        "payload={}",
+        url::form_urlencoded::byte_serialize(json.as_bytes()).collect::<String>()
+    );
     let mut delivery = Delivery::json("deployment", form);
     delivery.content_type = "application/x-www-form-urlencoded";
 
@@ -48,7 +54,10 @@ async fn form_encoded_deliveries_are_verified_over_the_raw_form_and_stored() {
 
     assert_eq!(response.status(), 202);
     let row = app.row(&delivery.id).await.expect("stored");
-    assert_eq!(row.payload, serde_json::from_str::<serde_json::Value>(json).expect("json"));
+    assert_eq!(
+        row.payload,
+        serde_json::from_str::<serde_json::Value>(json).expect("json")
+    );
     assert_eq!(row.installation_id, Some(5));
     app.stop().await;
 }
@@ -65,8 +74,16 @@ async fn fifty_parallel_posts_of_one_delivery_store_one_row_and_push_one_job() {
     }))
     .await;
 
-    assert_eq!(responses.iter().filter(|&&s| s == 202).count(), 1, "{responses:?}");
-    assert_eq!(responses.iter().filter(|&&s| s == 200).count(), 49, "{responses:?}");
+    assert_eq!(
+        responses.iter().filter(|&&s| s == 202).count(),
+        1,
+        "{responses:?}"
+    );
+    assert_eq!(
+        responses.iter().filter(|&&s| s == 200).count(),
+        49,
+        "{responses:?}"
+    );
     assert_eq!(app.row_count().await, 1);
     assert_eq!(app.jobs_in_redis().await.len(), 1);
     app.stop().await;
@@ -98,9 +115,15 @@ async fn unprocessed_events_are_kept_as_ignored_and_ping_gets_200() {
     assert_eq!(response.status(), 202);
     let answer: serde_json::Value = response.json().await.expect("json");
     assert_eq!(answer["status"], "ignored");
-    assert_eq!(app.row(&star.id).await.expect("kept").status, DeliveryStatus::Ignored);
+    assert_eq!(
+        app.row(&star.id).await.expect("kept").status,
+        DeliveryStatus::Ignored
+    );
 
-    let ping = Delivery::json("ping", r#"{"zen":"Keep it logically awesome.","hook_id":1}"#);
+    let ping = Delivery::json(
+        "ping",
+        r#"{"zen":"Keep it logically awesome.","hook_id":1}"#,
+    );
     let response = app.post(&ping).await;
     assert_eq!(response.status(), 200);
     let answer: serde_json::Value = response.json().await.expect("json");
@@ -115,10 +138,22 @@ async fn unprocessed_events_are_kept_as_ignored_and_ping_gets_200() {
 async fn malformed_requests_get_400_with_a_code_and_store_nothing() {
     let app = spawn_app().await;
     let cases: Vec<(&str, Delivery<'_>, &str)> = vec![
-        ("not json", Delivery::json("push", "{not json"), "invalid_json"),
+        (
+            "not json",
+            Delivery::json("push", "{not json"),
+            "invalid_json",
+        ),
         ("array", Delivery::json("push", "[1,2,3]"), "invalid_json"),
-        ("bad event", Delivery::json("Push Event", "{}"), "invalid_header"),
-        ("bad id", Delivery::json("push", "{}").with_id("has spaces"), "invalid_header"),
+        (
+            "bad event",
+            Delivery::json("Push Event", "{}"),
+            "invalid_header",
+        ),
+        (
+            "bad id",
+            Delivery::json("push", "{}").with_id("has spaces"),
+            "invalid_header",
+        ),
         (
             "text/plain",
             Delivery {
@@ -141,7 +176,10 @@ async fn malformed_requests_get_400_with_a_code_and_store_nothing() {
         assert_eq!(response.status(), 400, "{name}");
         let body: serde_json::Value = response.json().await.expect("json");
         assert_eq!(body["code"], code, "{name}");
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{name}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
     }
 
     for missing in ["x-github-event", "x-github-delivery"] {
@@ -149,7 +187,10 @@ async fn malformed_requests_get_400_with_a_code_and_store_nothing() {
             .client
             .post(app.url("/webhooks/github"))
             .header("content-type", "application/json")
-            .header("x-hub-signature-256", api::signature::sign(crate::helpers::SECRET, b"{}"));
+            .header(
+                "x-hub-signature-256",
+                api::signature::sign(crate::helpers::SECRET, b"{}"),
+            );
         if missing != "x-github-event" {
             request = request.header("x-github-event", "push");
         }

@@ -7,9 +7,19 @@ use crate::helpers::{Delivery, spawn_app};
 #[tokio::test]
 async fn health_and_readiness_report_both_backends() {
     let app = spawn_app().await;
-    let live = app.client.get(app.url("/health")).send().await.expect("sent");
+    let live = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(live.status(), 200);
-    let ready = app.client.get(app.url("/health/ready")).send().await.expect("sent");
+    let ready = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(ready.status(), 200);
     let ready: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(ready["checks"]["postgres"], "ok");
@@ -36,15 +46,23 @@ async fn metrics_count_requests_by_event_and_status_and_show_the_backlog() {
         .expect("text");
 
     assert!(
-        text.contains(r#"devpulse_webhook_requests_total{event="push",status="202",code="queued"} 1"#),
+        text.contains(
+            r#"devpulse_webhook_requests_total{event="push",status="202",code="queued"} 1"#
+        ),
         "{text}"
     );
     assert!(
         text.contains(r#"devpulse_webhook_requests_total{event="unverified",status="401",code="invalid_signature"} 1"#),
         "{text}"
     );
-    assert!(text.contains("devpulse_webhook_ingest_seconds_count 2"), "{text}");
-    assert!(text.contains("devpulse_webhook_deliveries_pending 0"), "{text}");
+    assert!(
+        text.contains("devpulse_webhook_ingest_seconds_count 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("devpulse_webhook_deliveries_pending 0"),
+        "{text}"
+    );
     assert!(text.contains("devpulse_queue_depth 1"), "{text}");
     app.stop().await;
 }
@@ -56,7 +74,12 @@ async fn unknown_routes_and_methods_answer_json() {
     assert_eq!(response.status(), 404);
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["code"], "not_found");
-    let response = app.client.get(app.url("/webhooks/github")).send().await.expect("sent");
+    let response = app
+        .client
+        .get(app.url("/webhooks/github"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(response.status(), 405);
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["code"], "method_not_allowed");
@@ -100,7 +123,10 @@ async fn shutdown_finishes_in_flight_requests_then_stops_serving() {
     for (id, request) in in_flight {
         if let Ok(Ok(status)) = request.await {
             assert_eq!(status, 202);
-            assert!(app.row(&id).await.is_some(), "answered 202 but not stored: {id}");
+            assert!(
+                app.row(&id).await.is_some(),
+                "answered 202 but not stored: {id}"
+            );
             answered += 1;
         }
     }
@@ -117,11 +143,17 @@ fn a_missing_or_malformed_variable_stops_start_up_with_one_line() {
     let cases = [
         (vec![], "DATABASE_URL"),
         (
-            vec![("DATABASE_URL", "postgres://127.0.0.1/x"), ("REDIS_URL", "http://x")],
+            vec![
+                ("DATABASE_URL", "postgres://127.0.0.1/x"),
+                ("REDIS_URL", "http://x"),
+            ],
             "REDIS_URL",
         ),
         (
-            vec![("DATABASE_URL", "postgres://127.0.0.1/x"), ("REDIS_URL", "redis://x")],
+            vec![
+                ("DATABASE_URL", "postgres://127.0.0.1/x"),
+                ("REDIS_URL", "redis://x"),
+            ],
             "GITHUB_WEBHOOK_SECRET",
         ),
         (

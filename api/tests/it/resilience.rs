@@ -36,33 +36,59 @@ async fn redis_stopped_then_restarted_loses_nothing() {
         assert_eq!(response.status(), 202, "accepted while redis is down");
         let answer: serde_json::Value = response.json().await.expect("json");
         assert_eq!(answer["status"], "pending");
-        assert_eq!(app.row(&d.id).await.expect("stored").status, DeliveryStatus::Pending);
+        assert_eq!(
+            app.row(&d.id).await.expect("stored").status,
+            DeliveryStatus::Pending
+        );
         ids.push(d.id);
     }
-    let ready = app.client.get(app.url("/health/ready")).send().await.expect("sent");
+    let ready = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(ready.status(), 503);
     let ready: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(ready["checks"]["redis"], "unreachable");
-    assert!(ready["message"].as_str().expect("message").contains("redis"));
+    assert!(
+        ready["message"]
+            .as_str()
+            .expect("message")
+            .contains("redis")
+    );
 
     redis.restart().await;
 
     // Assert: all ten are in the new Redis within seconds, none pending.
     let expected: HashSet<String> = ids.iter().cloned().collect();
-    eventually(Duration::from_secs(20), "every delivery handed to the restarted redis", || async {
-        let in_redis: HashSet<String> = app
-            .jobs_in_redis()
-            .await
-            .iter()
-            .map(|j| j.delivery_id().to_string())
-            .collect();
-        in_redis == expected
-    })
+    eventually(
+        Duration::from_secs(20),
+        "every delivery handed to the restarted redis",
+        || async {
+            let in_redis: HashSet<String> = app
+                .jobs_in_redis()
+                .await
+                .iter()
+                .map(|j| j.delivery_id().to_string())
+                .collect();
+            in_redis == expected
+        },
+    )
     .await;
     for id in &ids {
-        assert_eq!(app.row(id).await.expect("kept").status, DeliveryStatus::Queued, "{id}");
+        assert_eq!(
+            app.row(id).await.expect("kept").status,
+            DeliveryStatus::Queued,
+            "{id}"
+        );
     }
-    let ready = app.client.get(app.url("/health/ready")).send().await.expect("sent");
+    let ready = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(ready.status(), 200);
     app.stop().await;
 }
@@ -81,11 +107,16 @@ async fn the_api_starts_and_accepts_deliveries_without_redis() {
     let response = app.post(&d).await;
 
     assert_eq!(response.status(), 202);
-    assert_eq!(app.row(&d.id).await.expect("stored").status, DeliveryStatus::Pending);
+    assert_eq!(
+        app.row(&d.id).await.expect("stored").status,
+        DeliveryStatus::Pending
+    );
     redis.restart().await;
-    eventually(Duration::from_secs(20), "the delivery reaches redis", || async {
-        app.jobs_in_redis().await.len() == 1
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the delivery reaches redis",
+        || async { app.jobs_in_redis().await.len() == 1 },
+    )
     .await;
     app.stop().await;
 }

@@ -63,7 +63,10 @@ async fn wrong_or_missing_signatures_get_401_and_store_nothing() {
         .header("content-type", "application/json")
         .header("x-github-event", "push")
         .header("x-github-delivery", "tampered")
-        .header("x-hub-signature-256", sign(crate::helpers::SECRET, br#"{"ref": "x"}"#))
+        .header(
+            "x-hub-signature-256",
+            sign(crate::helpers::SECRET, br#"{"ref": "x"}"#),
+        )
         .body(r#"{"ref":"x"}"#)
         .send()
         .await

@@ -21,6 +21,49 @@ pub async fn database(config: &CommonConfig) -> Result<DatabaseConnection, DbErr
     Database::connect(options).await
 }
 
+/// A small pool for the ingest hot path, on tokio-postgres.
+///
+/// sqlx 0.9.0 (under sea-orm) does not set `TCP_NODELAY`: a statement larger than the socket's
+/// send buffer — any batch of real GitHub payloads — then waits ~40 ms for PostgreSQL's delayed
+/// ACK (sqlx issue #4335). tokio-postgres sets it. Plain TCP and Unix sockets only; with
+/// `sslmode=require` the first connection fails with a clear error at start-up.
+pub async fn ingest_pool(
+    config: &CommonConfig,
+    size: usize,
+) -> Result<deadpool_postgres::Pool, IngestPoolError> {
+    let pg_config: tokio_postgres::Config = config
+        .database_url
+        .expose()
+        .parse()
+        .map_err(|e: tokio_postgres::Error| IngestPoolError(e.to_string()))?;
+    let manager = deadpool_postgres::Manager::from_config(
+        pg_config,
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    let pool = deadpool_postgres::Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| IngestPoolError(e.to_string()))?;
+    // Fail at start-up, not on the first delivery.
+    drop(
+        pool.get()
+            .await
+            .map_err(|e| IngestPoolError(e.to_string()))?,
+    );
+    Ok(pool)
+}
+
+/// The ingest pool could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct IngestPoolError(String);
+
 /// A self-healing Redis connection: after a Redis restart it reconnects with backoff on its
 /// own; while Redis is away, commands fail within about a second instead of hanging. It
 /// connects lazily, so a process starts (and keeps deliveries in PostgreSQL) without Redis.
