@@ -5,7 +5,13 @@
 //! the next batch takes whatever has accumulated. Under light load a batch is one delivery
 //! (no added latency); under heavy load batches grow and the fsync cost is shared.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use entities::DeliveryStatus;
 use jobs::{
@@ -60,6 +66,8 @@ pub struct Ingestor {
 
 #[derive(Clone)]
 struct Pipeline {
+    /// Queue room seen by the latest check (starts optimistic).
+    last_room: Arc<AtomicU64>,
     pool: deadpool_postgres::Pool,
     queue: Queue,
     relay: Relay,
@@ -77,6 +85,7 @@ impl Ingestor {
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let pipeline = Pipeline {
+            last_room: Arc::new(AtomicU64::new(u64::MAX)),
             pool,
             queue,
             relay,
@@ -161,7 +170,10 @@ impl Pipeline {
     /// Room in the Redis queue, or 0 when Redis is away (then deliveries wait as `pending`).
     async fn room(&self) -> usize {
         match self.queue.room().await {
-            Ok(room) => room as usize,
+            Ok(room) => {
+                self.last_room.store(room, Ordering::Relaxed);
+                room as usize
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "queue depth unknown; storing deliveries as pending");
                 self.relay.note_redis(false);
@@ -178,7 +190,9 @@ impl Pipeline {
     /// BEGIN, the INSERT and the queue-room check travel together (tokio-postgres pipelines
     /// requests polled concurrently), so a batch costs three round trips, not five.
     async fn store(&self, deliveries: &[NewDelivery]) -> Result<Vec<Stored>, StoreError> {
-        let redis_ok = self.relay.redis_ok();
+        // While the queue is full (a burst), insert `pending` straight away instead of
+        // `queued`-then-`pending`: the room check below runs alongside the INSERT.
+        let redis_ok = self.relay.redis_ok() && self.last_room.load(Ordering::Relaxed) > 0;
         let statuses: Vec<DeliveryStatus> = deliveries
             .iter()
             .map(|d| match d.job_kind() {
@@ -187,9 +201,12 @@ impl Pipeline {
                 Some(_) => DeliveryStatus::Pending,
             })
             .collect();
-        let wants_redis = statuses.contains(&DeliveryStatus::Queued);
+        let wants_redis =
+            self.relay.redis_ok() && deliveries.iter().any(|d| d.job_kind().is_some());
         let client = self.pool.get().await?;
+        // `biased`: BEGIN must be polled (and so sent) before the INSERT.
         let (begun, inserted, room) = tokio::join!(
+            biased;
             client.batch_execute("BEGIN"),
             deliveries::insert_many(&client, deliveries, &statuses),
             async { if wants_redis { self.room().await } else { 0 } },

@@ -282,6 +282,11 @@ impl TestApp {
             .collect()
     }
 
+    /// Removes the app's database while it runs (connections are terminated).
+    pub async fn drop_database(&self) {
+        self.test_db.drop_db().await;
+    }
+
     /// Stops the server the way SIGTERM does; returns what `run` returned.
     pub async fn shutdown(&mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {

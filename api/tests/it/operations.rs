@@ -181,3 +181,59 @@ fn a_missing_or_malformed_variable_stops_start_up_with_one_line() {
         assert!(stderr.contains(named), "{named}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_delivery_postgres_cannot_take_gets_503_and_no_internal_detail() {
+    let app = spawn_app().await;
+    // The database disappears under the running API.
+    app.drop_database().await;
+
+    let response = app.post(&Delivery::json("push", r#"{"ref":"x"}"#)).await;
+
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "storage_unavailable");
+    let message = body["message"].as_str().expect("message");
+    assert!(
+        !message.contains("devpulse_test"),
+        "leaks internals: {message}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_api_binary_with_exit_code_0() {
+    let db = crate::helpers::TestDb::create().await;
+    let port = crate::helpers::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_api"))
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", "redis://127.0.0.1:6379")
+        .env("GITHUB_WEBHOOK_SECRET", "s")
+        .env("QUEUE_NAMESPACE", format!("test-sigterm-{port}"))
+        .env("API_ADDR", format!("127.0.0.1:{port}"))
+        .current_dir(std::env::temp_dir())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("api starts");
+    let health = format!("http://127.0.0.1:{port}/health");
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(30),
+        "api answers",
+        || async { reqwest::get(&health).await.is_ok_and(|r| r.status() == 200) },
+    )
+    .await;
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+
+    assert_eq!(status.code(), Some(0));
+    db.drop_db().await;
+}
