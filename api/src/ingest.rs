@@ -23,8 +23,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::metrics::Metrics;
 
-/// Most deliveries per INSERT (8 parameters each; PostgreSQL allows 65,535).
-pub const MAX_BATCH: usize = 256;
+/// Most deliveries per INSERT. Also bounds how far concurrent batches can overshoot the queue's
+/// room (each checks it alongside its INSERT): at most `MAX_IN_FLIGHT × MAX_BATCH` = 256 jobs
+/// per api process beyond `QUEUE_MAX_BACKLOG`.
+pub const MAX_BATCH: usize = 64;
 /// Most payload bytes per INSERT.
 const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
 /// Batches being committed at once.

@@ -31,7 +31,7 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot connect to PostgreSQL at {url}: {source}")]
+    #[error("cannot connect to PostgreSQL at {url}")]
     Database { url: String, source: DbErr },
     #[error("cannot apply migrations: {0}")]
     Migrations(DbErr),

@@ -1,5 +1,7 @@
 //! `worker` binary: runs the job workers (default), more subcommands come with the worker pool.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use jobs::runtime::{config::Vars, signal, telemetry};
@@ -23,31 +25,40 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match WorkerConfig::from_vars(&Vars::from_env()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("worker: {e}");
-            std::process::exit(2);
+            return ExitCode::from(2);
         }
     };
     telemetry::init("info,sqlx=warn,sea_orm=warn,apalis=warn,apalis_core=warn");
-    match cli.command.unwrap_or(Command::Run) {
-        Command::Run => {
-            let shutdown = CancellationToken::new();
-            tokio::spawn({
-                let shutdown = shutdown.clone();
-                async move {
-                    signal::shutdown().await;
-                    tracing::info!("shutting down: finishing in-flight jobs");
-                    shutdown.cancel();
-                }
-            });
-            worker::run::run(config, shutdown)
-                .await
-                .context("running worker")?;
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(config).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "worker stopped");
+            eprintln!("worker: {e:#}");
+            ExitCode::FAILURE
         }
     }
-    Ok(())
+}
+
+async fn run(config: WorkerConfig) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            signal::shutdown().await;
+            tracing::info!("shutting down: finishing in-flight jobs");
+            shutdown.cancel();
+        }
+    });
+    worker::run::run(config, shutdown)
+        .await
+        .context("running worker")
 }

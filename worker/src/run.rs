@@ -16,7 +16,7 @@ use crate::config::WorkerConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot connect to PostgreSQL at {url}: {source}")]
+    #[error("cannot connect to PostgreSQL at {url}")]
     Database { url: String, source: sea_orm::DbErr },
     #[error("invalid REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
