@@ -169,23 +169,35 @@ pub async fn mark_rows_queued<C: ConnectionTrait>(txn: &C, row_ids: &[i64]) -> R
     Ok(())
 }
 
-/// Puts `queued` deliveries that no worker has tried since `older_than` ago back to `pending`,
-/// so the relay hands them over again; `Duration::ZERO` takes every queued delivery (Redis lost
-/// its data). A job that was in fact still in Redis then runs twice, which processing tolerates.
-pub async fn requeue_queued<C: ConnectionTrait>(
-    db: &C,
-    older_than: Duration,
-) -> Result<u64, DbErr> {
-    let result = db
-        .execute_raw(Statement::from_sql_and_values(
+/// Puts `queued` deliveries back to `pending` so the relay hands them over again.
+///
+/// `Lost::All`: Redis lost its data, every queued job is gone. `Lost::NeverTried(age)`: a safety
+/// net for a job lost some other way — queued longer than `age` and never tried by a worker (a
+/// worker that crashes mid-job has its job re-run by apalis from Redis). A job that was in fact
+/// still in Redis then runs twice, which processing tolerates.
+pub async fn requeue_queued<C: ConnectionTrait>(db: &C, lost: Lost) -> Result<u64, DbErr> {
+    let statement = match lost {
+        Lost::All => Statement::from_string(
             DbBackend::Postgres,
             "UPDATE webhook_deliveries SET status = 'pending', queued_at = NULL, updated_at = now() \
-             WHERE status = 'queued' AND queued_at <= now() - make_interval(secs => $1) \
-             AND (last_attempt_at IS NULL OR last_attempt_at <= now() - make_interval(secs => $1))",
-            [Value::from(older_than.as_secs_f64())],
-        ))
-        .await?;
-    Ok(result.rows_affected())
+             WHERE status = 'queued'",
+        ),
+        Lost::NeverTried(age) => Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE webhook_deliveries SET status = 'pending', queued_at = NULL, updated_at = now() \
+             WHERE status = 'queued' AND last_attempt_at IS NULL \
+             AND queued_at <= now() - make_interval(secs => $1)",
+            [Value::from(age.as_secs_f64())],
+        ),
+    };
+    Ok(db.execute_raw(statement).await?.rows_affected())
+}
+
+/// Which `queued` deliveries [`requeue_queued`] takes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    All,
+    NeverTried(Duration),
 }
 
 /// Deliveries waiting to be handed to Redis.

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    deliveries,
+    deliveries::{self, Lost},
     queue::{Queue, QueueError},
 };
 
@@ -29,8 +29,8 @@ pub enum RelayError {
 /// Tunables of the relay loop.
 #[derive(Debug, Clone, Copy)]
 pub struct RelaySettings {
-    /// A `queued` delivery no worker has touched for this long is assumed lost and handed over
-    /// again (safety net for jobs lost outside a Redis restart, e.g. a crash mid-commit).
+    /// A `queued` delivery no worker has tried for this long is assumed lost and handed over
+    /// again (safety net for jobs lost outside a Redis restart).
     pub stale_after: Duration,
     /// Idle wake-up period.
     pub interval: Duration,
@@ -179,7 +179,7 @@ impl Relay {
         report.leader = true;
         if !epoch_present {
             // Requeue first, mark second: a crash in between requeues again, never skips.
-            report.requeued = deliveries::requeue_queued(&txn, Duration::ZERO).await?;
+            report.requeued = deliveries::requeue_queued(&txn, Lost::All).await?;
             let epoch = uuid::Uuid::new_v4().to_string();
             self.queue.claim_epoch(&epoch).await?;
             if report.requeued > 0 {
@@ -190,7 +190,9 @@ impl Relay {
             }
         }
         if self.stale_check_due() {
-            let stale = deliveries::requeue_queued(&txn, self.settings.stale_after).await?;
+            let stale =
+                deliveries::requeue_queued(&txn, Lost::NeverTried(self.settings.stale_after))
+                    .await?;
             if stale > 0 {
                 tracing::warn!(
                     requeued = stale,

@@ -5,5 +5,6 @@ mod fixtures;
 mod helpers;
 mod ingest;
 mod operations;
+mod relay;
 mod resilience;
 mod signatures;

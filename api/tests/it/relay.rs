@@ -1,0 +1,91 @@
+//! The relay's safety net: a `queued` delivery whose job vanished without Redis losing its data
+//! (e.g. a process died between push and commit on a Redis that was then flushed of it) is handed
+//! over again once no worker has tried it for long enough.
+
+use std::time::Duration;
+
+use entities::DeliveryStatus;
+use sea_orm::ConnectionTrait;
+
+use crate::helpers::{Delivery, eventually, spawn_app};
+
+#[tokio::test]
+async fn a_queued_delivery_never_tried_for_ten_minutes_is_handed_over_again() {
+    let app = spawn_app().await;
+    let delivery = Delivery::json("push", r#"{"ref":"refs/heads/main"}"#);
+    assert_eq!(app.post(&delivery).await.status(), 202);
+    // Arrange: the job disappears from Redis (Redis itself keeps its data), and the row looks
+    // as if it had been queued 20 minutes ago.
+    let mut conn = app.queue.connection();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{}:data", app.queue.name()))
+        .arg(format!("{}:scheduled", app.queue.name()))
+        .query_async(&mut conn)
+        .await
+        .expect("del");
+    assert!(app.jobs_in_redis().await.is_empty());
+    app.db
+        .execute_unprepared(
+            "UPDATE webhook_deliveries SET queued_at = now() - interval '20 minutes'",
+        )
+        .await
+        .expect("age the row");
+
+    // Act: a fresh relay (its first tick includes the stale sweep).
+    let relay = jobs::relay::Relay::new(
+        app.db.clone(),
+        app.queue.clone(),
+        jobs::relay::RelaySettings::default(),
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the relay re-hands the delivery",
+        || async {
+            let _ = relay.tick().await;
+            app.jobs_in_redis()
+                .await
+                .iter()
+                .any(|j| j.delivery_id().as_str() == delivery.id)
+        },
+    )
+    .await;
+
+    // Assert
+    let row = app.row(&delivery.id).await.expect("kept");
+    assert_eq!(row.status, DeliveryStatus::Queued);
+    assert!(row.queued_at.expect("queued_at") > chrono::Utc::now() - chrono::Duration::minutes(1));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_a_worker_already_tried_is_not_handed_over_again() {
+    let app = spawn_app().await;
+    let delivery = Delivery::json("push", r#"{"ref":"refs/heads/main"}"#);
+    assert_eq!(app.post(&delivery).await.status(), 202);
+    app.db
+        .execute_unprepared(
+            "UPDATE webhook_deliveries SET queued_at = now() - interval '20 minutes', \
+             attempts = 1, last_attempt_at = now() - interval '15 minutes'",
+        )
+        .await
+        .expect("age the row");
+    let jobs_before = app.jobs_in_redis().await.len();
+
+    let relay = jobs::relay::Relay::new(
+        app.db.clone(),
+        app.queue.clone(),
+        jobs::relay::RelaySettings::default(),
+    );
+    // Only the lock holder sweeps; the app's own relay may hold the lock for a moment.
+    eventually(Duration::from_secs(10), "a tick as leader", || async {
+        relay.tick().await.expect("tick").leader
+    })
+    .await;
+
+    assert_eq!(app.jobs_in_redis().await.len(), jobs_before);
+    assert_eq!(
+        app.row(&delivery.id).await.expect("kept").status,
+        DeliveryStatus::Queued
+    );
+    app.stop().await;
+}
