@@ -31,8 +31,8 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot connect to PostgreSQL at {url}")]
-    Database { url: String, source: DbErr },
+    #[error(transparent)]
+    Database(#[from] connect::DatabaseConnectError),
     #[error("cannot apply migrations: {0}")]
     Migrations(DbErr),
     #[error("cannot open the ingest connections to PostgreSQL: {0}")]
@@ -62,12 +62,7 @@ pub struct Application {
 
 /// Connects, migrates and wires the application.
 pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
-    let db = connect::database(&config.common)
-        .await
-        .map_err(|source| StartupError::Database {
-            url: config.common.database_url.redacted(),
-            source,
-        })?;
+    let db = connect::database(&config.common).await?;
     Migrator::up(&db, None)
         .await
         .map_err(StartupError::Migrations)?;

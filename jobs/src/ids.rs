@@ -15,6 +15,25 @@ pub enum IdError {
     BadCharacters(&'static str),
 }
 
+/// A non-empty token of at most `max_len` bytes, each one `allowed`.
+fn token(
+    raw: &str,
+    max_len: usize,
+    described: &'static str,
+    allowed: impl Fn(u8) -> bool,
+) -> Result<String, IdError> {
+    if raw.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if raw.len() > max_len {
+        return Err(IdError::TooLong(max_len));
+    }
+    if !raw.bytes().all(allowed) {
+        return Err(IdError::BadCharacters(described));
+    }
+    Ok(raw.to_owned())
+}
+
 /// GitHub's `X-GitHub-Delivery` GUID. A redelivery keeps the GUID, which is what makes it
 /// the deduplication key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -27,19 +46,10 @@ impl DeliveryId {
     pub const MAX_LEN: usize = 100;
 
     pub fn parse(raw: &str) -> Result<Self, IdError> {
-        if raw.is_empty() {
-            return Err(IdError::Empty);
-        }
-        if raw.len() > Self::MAX_LEN {
-            return Err(IdError::TooLong(Self::MAX_LEN));
-        }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            return Err(IdError::BadCharacters("[A-Za-z0-9._-]"));
-        }
-        Ok(Self(raw.to_owned()))
+        token(raw, Self::MAX_LEN, "[A-Za-z0-9._-]", |b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+        })
+        .map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -74,19 +84,10 @@ impl EventName {
     pub const MAX_LEN: usize = 64;
 
     pub fn parse(raw: &str) -> Result<Self, IdError> {
-        if raw.is_empty() {
-            return Err(IdError::Empty);
-        }
-        if raw.len() > Self::MAX_LEN {
-            return Err(IdError::TooLong(Self::MAX_LEN));
-        }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(IdError::BadCharacters("[a-z0-9_]"));
-        }
-        Ok(Self(raw.to_owned()))
+        token(raw, Self::MAX_LEN, "[a-z0-9_]", |b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'
+        })
+        .map(Self)
     }
 
     pub fn as_str(&self) -> &str {

@@ -16,20 +16,15 @@ use crate::config::WorkerConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot connect to PostgreSQL at {url}")]
-    Database { url: String, source: sea_orm::DbErr },
+    #[error(transparent)]
+    Database(#[from] connect::DatabaseConnectError),
     #[error("invalid REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
 }
 
 /// Runs until `shutdown` is cancelled; in-flight jobs finish first.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), RunError> {
-    let db = connect::database(&config.common)
-        .await
-        .map_err(|source| RunError::Database {
-            url: config.common.database_url.redacted(),
-            source,
-        })?;
+    let db = connect::database(&config.common).await?;
     let queue = Queue::new(
         connect::redis(&config.common)?,
         &config.common.queue_namespace,

@@ -232,6 +232,16 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// `GET path`: the status and the JSON body (`Null` when the body is not JSON).
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.client.get(self.url(path)).send().await.expect("sent");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     /// Posts a delivery with every header GitHub sets, signed over the exact body.
     pub async fn post(&self, delivery: &Delivery<'_>) -> reqwest::Response {
         self.client

@@ -7,21 +7,10 @@ use crate::helpers::{Delivery, spawn_app};
 #[tokio::test]
 async fn health_and_readiness_report_both_backends() {
     let app = spawn_app().await;
-    let live = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(live.status(), 200);
-    let ready = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(ready.status(), 200);
-    let ready: serde_json::Value = ready.json().await.expect("json");
+    let (live, _) = app.get_json("/health").await;
+    assert_eq!(live, 200);
+    let (status, ready) = app.get_json("/health/ready").await;
+    assert_eq!(status, 200);
     assert_eq!(ready["checks"]["postgres"], "ok");
     assert_eq!(ready["checks"]["redis"], "ok");
     app.stop().await;

@@ -42,14 +42,8 @@ async fn redis_stopped_then_restarted_loses_nothing() {
         );
         ids.push(d.id);
     }
-    let ready = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(ready.status(), 503);
-    let ready: serde_json::Value = ready.json().await.expect("json");
+    let (status, ready) = app.get_json("/health/ready").await;
+    assert_eq!(status, 503);
     assert_eq!(ready["checks"]["redis"], "unreachable");
     assert!(
         ready["message"]
@@ -83,13 +77,7 @@ async fn redis_stopped_then_restarted_loses_nothing() {
             "{id}"
         );
     }
-    let ready = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(ready.status(), 200);
+    assert_eq!(app.get_json("/health/ready").await.0, 200);
     app.stop().await;
 }
 

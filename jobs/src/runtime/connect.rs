@@ -9,7 +9,7 @@ use super::config::CommonConfig;
 
 /// A PostgreSQL pool. Connection failures surface at once rather than after a long wait, so
 /// `/health/ready` and start-up report a missing database quickly.
-pub async fn database(config: &CommonConfig) -> Result<DatabaseConnection, DbErr> {
+pub async fn database(config: &CommonConfig) -> Result<DatabaseConnection, DatabaseConnectError> {
     let mut options = ConnectOptions::new(config.database_url.expose().to_owned());
     options
         .max_connections(config.database_max_connections)
@@ -18,7 +18,21 @@ pub async fn database(config: &CommonConfig) -> Result<DatabaseConnection, DbErr
         .acquire_timeout(Duration::from_secs(5))
         .idle_timeout(Duration::from_secs(300))
         .sqlx_logging(false);
-    Database::connect(options).await
+    Database::connect(options)
+        .await
+        .map_err(|source| DatabaseConnectError {
+            url: config.database_url.redacted(),
+            source,
+        })
+}
+
+/// PostgreSQL did not answer at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to PostgreSQL at {url}")]
+pub struct DatabaseConnectError {
+    /// `DATABASE_URL` without credentials.
+    pub url: String,
+    pub source: DbErr,
 }
 
 /// A small pool for the ingest hot path, on tokio-postgres.
