@@ -130,6 +130,8 @@ impl Drop for RedisServer {
 
 /// How to configure a spawned app.
 pub struct AppOptions {
+    /// Appended to the test database's URL, e.g. `sslmode=require`.
+    pub database_url_query: Option<&'static str>,
     pub secrets: String,
     pub redis_url: String,
     pub max_backlog: u64,
@@ -138,6 +140,7 @@ pub struct AppOptions {
 impl Default for AppOptions {
     fn default() -> Self {
         Self {
+            database_url_query: None,
             secrets: SECRET.to_owned(),
             redis_url: shared_redis_url(),
             max_backlog: 2_000,
@@ -163,8 +166,12 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let test_db = TestDb::create().await;
     let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let database_url = match options.database_url_query {
+        Some(query) => format!("{}?{query}", test_db.url),
+        None => test_db.url.clone(),
+    };
     let vars = Vars::from_pairs([
-        ("DATABASE_URL", test_db.url.clone()),
+        ("DATABASE_URL", database_url),
         ("REDIS_URL", options.redis_url.clone()),
         ("GITHUB_WEBHOOK_SECRET", options.secrets),
         ("QUEUE_NAMESPACE", namespace.clone()),
@@ -290,6 +297,11 @@ impl TestApp {
             .iter()
             .map(|v| serde_json::from_slice(v).expect("a WebhookJob"))
             .collect()
+    }
+
+    /// The name of the app's database.
+    pub fn database_name(&self) -> &str {
+        &self.test_db.name
     }
 
     /// Removes the app's database while it runs (connections are terminated).

@@ -226,3 +226,54 @@ async fn sigterm_stops_the_api_binary_with_exit_code_0() {
     assert_eq!(status.code(), Some(0));
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn sslmode_require_encrypts_every_connection_to_postgres() {
+    let probe = sea_orm::Database::connect("postgres://postgres@127.0.0.1:5432/postgres")
+        .await
+        .expect("connect");
+    let ssl: String = sea_orm::ConnectionTrait::query_one_raw(
+        &probe,
+        sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, "SHOW ssl"),
+    )
+    .await
+    .expect("show ssl")
+    .expect("a row")
+    .try_get_by_index(0)
+    .expect("text");
+    if ssl != "on" {
+        eprintln!("skipped: this PostgreSQL server has ssl = {ssl}");
+        return;
+    }
+    let app = crate::helpers::spawn_app_with(crate::helpers::AppOptions {
+        database_url_query: Some("sslmode=require"),
+        ..crate::helpers::AppOptions::default()
+    })
+    .await;
+
+    assert_eq!(
+        app.post(&Delivery::json("push", r#"{"ref":"x"}"#))
+            .await
+            .status(),
+        202
+    );
+
+    let plain: i64 = sea_orm::ConnectionTrait::query_one_raw(
+        &probe,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!(
+                "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+                 WHERE a.datname = '{}' AND NOT s.ssl",
+                app.database_name()
+            ),
+        ),
+    )
+    .await
+    .expect("pg_stat_ssl")
+    .expect("a row")
+    .try_get_by_index(0)
+    .expect("count");
+    assert_eq!(plain, 0, "unencrypted connections to the app's database");
+    app.stop().await;
+}

@@ -39,20 +39,17 @@ pub struct DatabaseConnectError {
 ///
 /// sqlx 0.9.0 (under sea-orm) does not set `TCP_NODELAY`: a statement larger than the socket's
 /// send buffer — any batch of real GitHub payloads — then waits ~40 ms for PostgreSQL's delayed
-/// ACK (sqlx issue #4335). tokio-postgres sets it. Plain TCP and Unix sockets only; with
-/// `sslmode=require` the first connection fails with a clear error at start-up.
+/// ACK (sqlx issue #4335). tokio-postgres sets it. TLS follows `sslmode` as libpq reads it
+/// ([`super::pg_tls`]).
 pub async fn ingest_pool(
     config: &CommonConfig,
     size: usize,
 ) -> Result<deadpool_postgres::Pool, IngestPoolError> {
-    let pg_config: tokio_postgres::Config = config
-        .database_url
-        .expose()
-        .parse()
-        .map_err(|e: tokio_postgres::Error| IngestPoolError(e.to_string()))?;
+    let (pg_config, tls, _) =
+        super::pg_tls::target(config.database_url.expose()).map_err(IngestPoolError)?;
     let manager = deadpool_postgres::Manager::from_config(
         pg_config,
-        tokio_postgres::NoTls,
+        tls,
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },

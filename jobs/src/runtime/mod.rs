@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod connect;
+pub mod pg_tls;
 pub mod signal;
 pub mod telemetry;
