@@ -80,6 +80,15 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
         config.common.queue_max_backlog,
     );
     let relay = Relay::new(db.clone(), queue.clone(), RelaySettings::default());
+    // One round before serving: it marks a new Redis with its epoch, so deliveries queued from
+    // now on are not mistaken for jobs of a Redis that lost its data.
+    match tokio::time::timeout(Duration::from_secs(3), relay.tick()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "first relay round failed; retrying in the background")
+        }
+        Err(_) => tracing::warn!("first relay round timed out; retrying in the background"),
+    }
     let metrics = Arc::new(Metrics::new());
     let (ingestor, ingest_task) =
         Ingestor::start(ingest_pool, queue.clone(), relay.clone(), metrics.clone());

@@ -31,6 +31,9 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         config.common.queue_max_backlog,
     );
     let relay = Relay::new(db.clone(), queue.clone(), RelaySettings::default());
+    if let Err(e) = relay.tick().await {
+        tracing::warn!(error = %e, "first relay round failed; retrying in the background");
+    }
     let relay_task = tokio::spawn(relay.run(shutdown.child_token()));
     let janitor_task = tokio::spawn(janitor(queue.clone(), shutdown.child_token()));
 

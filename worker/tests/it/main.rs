@@ -1,0 +1,3 @@
+//! Integration tests of the worker process against real PostgreSQL and Redis.
+
+mod run;
