@@ -78,48 +78,59 @@ async fn unknown_routes_and_methods_answer_json() {
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests_then_stops_serving() {
     let mut app = spawn_app().await;
-    let body = r#"{"action":"opened"}"#;
-    // Requests already sent when the signal arrives are answered and committed.
-    let in_flight: Vec<_> = (0..20)
-        .map(|_| {
-            let d = Delivery::json("pull_request", body);
-            let id = d.id.clone();
-            let client = app.client.clone();
-            let url = app.url("/webhooks/github");
-            let signature = api::signature::sign(crate::helpers::SECRET, &d.body);
-            (
-                id,
-                tokio::spawn(async move {
-                    client
-                        .post(url)
-                        .header("content-type", "application/json")
-                        .header("x-github-event", "pull_request")
-                        .header("x-github-delivery", d.id)
-                        .header("x-hub-signature-256", signature)
-                        .body(d.body)
-                        .send()
-                        .await
-                        .map(|r| r.status().as_u16())
-                }),
-            )
-        })
-        .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // A request whose body is half sent when the shutdown starts: it is in flight for sure.
+    let body = br#"{"action":"opened","installation":{"id":1}}"#.to_vec();
+    let (first, rest) = body.split_at(10);
+    let (first, rest) = (
+        bytes::Bytes::copy_from_slice(first),
+        bytes::Bytes::copy_from_slice(rest),
+    );
+    let (send_rest, rest_ready) = tokio::sync::oneshot::channel::<()>();
+    let chunks = futures::stream::unfold(
+        (Some(first), Some((rest, rest_ready))),
+        |(first, rest)| async move {
+            if let Some(first) = first {
+                return Some((Ok::<_, std::io::Error>(first), (None, rest)));
+            }
+            let (rest, ready) = rest?;
+            let _ = ready.await;
+            Some((Ok(rest), (None, None)))
+        },
+    );
+    let request = app
+        .client
+        .post(app.url("/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", "in-flight-1")
+        .header(
+            "x-hub-signature-256",
+            api::signature::sign(crate::helpers::SECRET, &body),
+        )
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send();
+    let in_flight = tokio::spawn(request);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 
-    app.shutdown().await.expect("clean exit");
+    let shutting_down = tokio::spawn(async move {
+        let result = app.shutdown().await;
+        (app, result)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !shutting_down.is_finished(),
+        "shutdown did not wait for the request in flight"
+    );
+    let _ = send_rest.send(());
 
-    let mut answered = 0;
-    for (id, request) in in_flight {
-        if let Ok(Ok(status)) = request.await {
-            assert_eq!(status, 202);
-            assert!(
-                app.row(&id).await.is_some(),
-                "answered 202 but not stored: {id}"
-            );
-            answered += 1;
-        }
-    }
-    assert!(answered > 0, "no request completed");
+    let response = in_flight.await.expect("join").expect("answered");
+    assert_eq!(response.status(), 202);
+    let (app, result) = shutting_down.await.expect("join");
+    result.expect("clean exit");
+    assert!(
+        app.row("in-flight-1").await.is_some(),
+        "answered 202 but not stored"
+    );
     assert!(
         app.client.get(app.url("/health")).send().await.is_err(),
         "still serving after shutdown"
