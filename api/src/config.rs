@@ -14,6 +14,11 @@ pub struct ApiConfig {
     pub addr: SocketAddr,
     /// `SHUTDOWN_GRACE`: how long in-flight requests may take after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `WEBHOOK_BODY_TIMEOUT`: how long a client may take to send a body (default 30 s).
+    pub body_timeout: Duration,
+    /// `WEBHOOK_BODY_BUDGET`: bytes of webhook bodies held in memory at once, across requests
+    /// (default 256 MiB); further requests wait.
+    pub body_budget: usize,
 }
 
 impl ApiConfig {
@@ -28,11 +33,27 @@ impl ApiConfig {
         })?;
         let addr = vars.parse_or("API_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
         let shutdown_grace = vars.duration_or("SHUTDOWN_GRACE", Duration::from_secs(10))?;
+        let body_timeout = vars.duration_or("WEBHOOK_BODY_TIMEOUT", Duration::from_secs(30))?;
+        if body_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "WEBHOOK_BODY_TIMEOUT",
+                "must be more than 0",
+            ));
+        }
+        let body_budget = vars.parse_or("WEBHOOK_BODY_BUDGET", 256 * 1024 * 1024usize)?;
+        if body_budget < 1024 * 1024 {
+            return Err(ConfigError::new(
+                "WEBHOOK_BODY_BUDGET",
+                "must be at least 1048576 (1 MiB)",
+            ));
+        }
         Ok(Self {
             common,
             webhook_secrets,
             addr,
             shutdown_grace,
+            body_timeout,
+            body_budget,
         })
     }
 }

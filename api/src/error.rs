@@ -33,6 +33,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("could not read the request body")]
     BodyRead,
+    #[error("the body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error("no route for this method and path")]
     NotFound,
     #[error("this method is not allowed here")]
@@ -61,6 +63,7 @@ impl ApiError {
             | Self::MissingFormPayload
             | Self::BodyRead => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -80,6 +83,7 @@ impl ApiError {
             Self::MissingFormPayload => "missing_form_payload",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::BodyRead => "body_read_error",
+            Self::BodyTimeout(_) => "body_timeout",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "storage_unavailable",

@@ -25,7 +25,10 @@ use crate::{
     error::ApiError,
     ingest::{self, Ingestor},
     metrics::Metrics,
-    routes::{health, webhooks},
+    routes::{
+        health,
+        webhooks::{self, BodyBudget},
+    },
     signature::WebhookSecrets,
 };
 
@@ -49,6 +52,8 @@ pub struct AppState {
     pub secrets: Arc<WebhookSecrets>,
     pub ingestor: Ingestor,
     pub metrics: Arc<Metrics>,
+    pub body_budget: BodyBudget,
+    pub body_timeout: Duration,
 }
 
 /// A built application, not yet serving.
@@ -98,6 +103,8 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
         secrets: Arc::new(config.webhook_secrets),
         ingestor,
         metrics,
+        body_budget: BodyBudget::new(config.body_budget),
+        body_timeout: config.body_timeout,
     };
     Ok(Application {
         router: router(state),

@@ -1,7 +1,7 @@
 //! `POST /webhooks/github`: verify, store, hand off — in that order, answering only once the
 //! delivery is committed in PostgreSQL.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     Json,
@@ -12,6 +12,7 @@ use axum::{
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     error::ApiError,
@@ -20,6 +21,33 @@ use crate::{
     startup::AppState,
     webhook::{self, MAX_BODY_BYTES, SIGNATURE_HEADER},
 };
+
+/// The memory budget shared by webhook bodies, in KiB permits.
+#[derive(Clone, Debug)]
+pub struct BodyBudget {
+    permits: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> Self {
+        let total_kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1);
+        Self {
+            permits: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Waits until `declared` bytes (the whole limit when the length is not declared) fit.
+    async fn reserve(&self, declared: Option<u64>) -> Option<OwnedSemaphorePermit> {
+        let bytes = declared.unwrap_or(MAX_BODY_BYTES as u64);
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total_kib);
+        // The semaphore is never closed.
+        self.permits.clone().acquire_many_owned(kib).await.ok()
+    }
+}
 
 #[derive(Serialize)]
 struct Accepted<'a> {
@@ -69,10 +97,19 @@ async fn handle(
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(too_large);
     }
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large),
-        Err(_) => return Err(ApiError::BodyRead),
+    // Bodies being read and stored share a memory budget: beyond it, requests wait here (their
+    // bytes stay in the kernel) instead of growing the heap. Held until the answer.
+    let _budget = state.body_budget.reserve(declared).await;
+    let body = match tokio::time::timeout(
+        state.body_timeout,
+        Limited::new(body, MAX_BODY_BYTES).collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large),
+        Ok(Err(_)) => return Err(ApiError::BodyRead),
+        Err(_) => return Err(ApiError::BodyTimeout(state.body_timeout)),
     };
 
     state

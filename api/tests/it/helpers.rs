@@ -135,6 +135,8 @@ pub struct AppOptions {
     pub secrets: String,
     pub redis_url: String,
     pub max_backlog: u64,
+    /// More variables, e.g. `("WEBHOOK_BODY_TIMEOUT", "1s")`.
+    pub extra_vars: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for AppOptions {
@@ -144,6 +146,7 @@ impl Default for AppOptions {
             secrets: SECRET.to_owned(),
             redis_url: shared_redis_url(),
             max_backlog: 2_000,
+            extra_vars: Vec::new(),
         }
     }
 }
@@ -170,7 +173,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         Some(query) => format!("{}?{query}", test_db.url),
         None => test_db.url.clone(),
     };
-    let vars = Vars::from_pairs([
+    let mut vars = Vars::from_pairs([
         ("DATABASE_URL", database_url),
         ("REDIS_URL", options.redis_url.clone()),
         ("GITHUB_WEBHOOK_SECRET", options.secrets),
@@ -178,6 +181,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         ("QUEUE_MAX_BACKLOG", options.max_backlog.to_string()),
         ("SHUTDOWN_GRACE", "5s".to_owned()),
     ]);
+    for (key, value) in options.extra_vars {
+        vars.set(key, value);
+    }
     let config = ApiConfig::from_vars(&vars).expect("test config");
     let common = config.common.clone();
     let app = startup::build(config).await.expect("build app");

@@ -4,6 +4,7 @@ mod burst;
 mod fixtures;
 mod helpers;
 mod ingest;
+mod limits;
 mod operations;
 mod relay;
 mod resilience;
