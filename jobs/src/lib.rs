@@ -15,6 +15,8 @@ pub mod job;
 pub mod queue;
 pub mod relay;
 pub mod runtime;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use ids::{DeliveryId, EventName};
 pub use job::{JobKind, WebhookJob};

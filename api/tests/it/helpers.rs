@@ -17,52 +17,8 @@ use tokio::sync::oneshot;
 
 pub const SECRET: &str = "test-webhook-secret";
 
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-fn shared_redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// A database of its own, dropped by [`TestApp::stop`].
-pub struct TestDb {
-    pub url: String,
-    name: String,
-}
-
-impl TestDb {
-    pub async fn create() -> Self {
-        let name = format!("devpulse_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(admin_url())
-            .await
-            .expect("connect as admin");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create test database");
-        admin.close().await.ok();
-        let mut url = url::Url::parse(&admin_url()).expect("admin url");
-        url.set_path(&name);
-        Self {
-            url: url.to_string(),
-            name,
-        }
-    }
-
-    pub async fn drop_db(&self) {
-        if let Ok(admin) = Database::connect(admin_url()).await {
-            let _ = admin
-                .execute_unprepared(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ))
-                .await;
-            admin.close().await.ok();
-        }
-    }
-}
+pub use jobs::testing::TestDb;
+use jobs::testing::{delete_namespace, redis_url as shared_redis_url};
 
 /// A `redis-server` of the test's own on a free port, killed on drop.
 pub struct RedisServer {
@@ -332,18 +288,7 @@ impl TestApp {
     /// Shuts down and removes the test's database and Redis keys.
     pub async fn stop(mut self) {
         let _ = self.shutdown().await;
-        let mut conn = self.queue.connection();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.queue.namespace()))
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _ = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async::<()>(&mut conn)
-                .await;
-        }
+        delete_namespace(&self.queue).await;
         self.db.clone().close().await.ok();
         self.test_db.drop_db().await;
     }

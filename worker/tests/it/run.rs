@@ -6,42 +6,29 @@ use std::time::Duration;
 use jobs::{
     DeliveryId, JobKind, Queue, WebhookJob,
     runtime::{config::Vars, connect},
+    testing::{TestDb, delete_namespace, redis_url},
 };
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use tokio_util::sync::CancellationToken;
 use worker::config::WorkerConfig;
 
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
 struct Env {
     db: DatabaseConnection,
-    name: String,
+    test_db: TestDb,
     config: WorkerConfig,
     queue: Queue,
 }
 
 async fn setup() -> Env {
-    let name = format!("devpulse_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(admin_url()).await.expect("admin");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+    let test_db = TestDb::create().await;
+    let db = Database::connect(test_db.url.as_str())
         .await
-        .expect("create db");
-    let mut url = url::Url::parse(&admin_url()).expect("url");
-    url.set_path(&name);
-    let db = Database::connect(url.as_str()).await.expect("test db");
+        .expect("test db");
     Migrator::up(&db, None).await.expect("migrate");
     let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
     let config = WorkerConfig::from_vars(&Vars::from_pairs([
-        ("DATABASE_URL", url.to_string()),
+        ("DATABASE_URL", test_db.url.clone()),
         ("REDIS_URL", redis_url()),
         ("QUEUE_NAMESPACE", namespace.clone()),
     ]))
@@ -56,7 +43,7 @@ async fn setup() -> Env {
     queue.claim_epoch("established").await.expect("epoch");
     Env {
         db,
-        name,
+        test_db,
         config,
         queue,
     }
@@ -91,25 +78,8 @@ impl Env {
 
     async fn teardown(self) {
         self.db.close().await.ok();
-        let admin = Database::connect(admin_url()).await.expect("admin");
-        let _ = admin
-            .execute_unprepared(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await;
-        let mut conn = self.queue.connection();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.queue.namespace()))
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _ = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async::<()>(&mut conn)
-                .await;
-        }
+        self.test_db.drop_db().await;
+        delete_namespace(&self.queue).await;
     }
 }
 
