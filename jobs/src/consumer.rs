@@ -30,8 +30,8 @@ pub fn unique_worker_name(prefix: &str) -> String {
 }
 
 /// Runs `handler` on every job of `queue` with up to `concurrency` jobs at once (polled
-/// concurrently on one task: jobs are I/O-bound), until
-/// `shutdown`. Never returns early: a failed worker is rebuilt after a jittered backoff.
+/// concurrently on one task: jobs are I/O-bound), until `shutdown`. Never returns early: a
+/// failed worker is rebuilt with a fresh name after a jittered backoff.
 pub async fn run<H, Fut>(
     queue: Queue,
     name_prefix: &str,

@@ -25,15 +25,6 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
-        JobKind::ProcessPullRequest,
-        JobKind::ProcessReview,
-        JobKind::ProcessPush,
-        JobKind::ProcessDeployment,
-        JobKind::ProcessWorkflowRun,
-        JobKind::ProcessInstallation,
-    ];
-
     /// The job that processes a GitHub event, or `None` for events the platform only keeps.
     pub fn for_event(event: &EventName) -> Option<Self> {
         Some(match event.as_str() {

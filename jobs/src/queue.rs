@@ -75,10 +75,6 @@ impl Queue {
         &self.namespace
     }
 
-    pub fn max_backlog(&self) -> u64 {
-        self.max_backlog
-    }
-
     /// A storage handle for an apalis worker.
     pub fn storage(&self) -> RedisStorage<WebhookJob, ConnectionManager> {
         self.storage.clone()
