@@ -178,10 +178,9 @@ impl Relay {
         }
         report.leader = true;
         if !epoch_present {
-            // Requeue first, mark second: a crash in between requeues again, never skips.
+            // The mark is set only after this transaction commits (below): a crash in between
+            // requeues again next time, never skips.
             report.requeued = deliveries::requeue_queued(&txn, Lost::All).await?;
-            let epoch = uuid::Uuid::new_v4().to_string();
-            self.queue.claim_epoch(&epoch).await?;
             if report.requeued > 0 {
                 tracing::warn!(
                     requeued = report.requeued,
@@ -196,7 +195,7 @@ impl Relay {
             if stale > 0 {
                 tracing::warn!(
                     requeued = stale,
-                    "queued deliveries untouched too long; handing them over again"
+                    "queued deliveries never tried by a worker; handing them over again"
                 );
             }
             report.requeued += stale;
@@ -212,6 +211,11 @@ impl Relay {
             report.more = report.pushed == limit && limit < room;
         }
         txn.commit().await?;
+        if !epoch_present {
+            self.queue
+                .claim_epoch(&uuid::Uuid::new_v4().to_string())
+                .await?;
+        }
         if report.pushed > 0 {
             tracing::debug!(pushed = report.pushed, "relay handed deliveries to redis");
         }
