@@ -294,6 +294,12 @@ impl TestApp {
     }
 }
 
+/// Asserts the answer's status and returns its JSON body.
+pub async fn expect_json(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    response.json().await.expect("a JSON body")
+}
+
 /// Polls `check` every 50 ms until it holds or `timeout` passes.
 pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
 where

@@ -6,7 +6,7 @@ use entities::DeliveryStatus;
 use futures::future::join_all;
 use jobs::JobKind;
 
-use crate::helpers::{Delivery, spawn_app};
+use crate::helpers::{Delivery, expect_json, spawn_app};
 
 #[tokio::test]
 async fn a_processed_event_is_stored_then_queued_with_its_id_only() {
@@ -16,8 +16,7 @@ async fn a_processed_event_is_stored_then_queued_with_its_id_only() {
 
     let response = app.post(&delivery).await;
 
-    assert_eq!(response.status(), 202);
-    let answer: serde_json::Value = response.json().await.expect("json");
+    let answer = expect_json(response, 202).await;
     assert_eq!(answer["status"], "queued");
     assert_eq!(answer["code"], "queued");
     assert_eq!(answer["delivery_id"], delivery.id.as_str());
@@ -99,8 +98,7 @@ async fn a_duplicate_leaves_the_stored_row_unchanged() {
     let second = Delivery::json("push", r#"{"ref":"refs/heads/other","n":2}"#).with_id("dup-1");
     let response = app.post(&second).await;
 
-    assert_eq!(response.status(), 200);
-    let answer: serde_json::Value = response.json().await.expect("json");
+    let answer = expect_json(response, 200).await;
     assert_eq!(answer["status"], "duplicate");
     assert_eq!(app.row("dup-1").await.expect("stored"), before);
     assert_eq!(app.jobs_in_redis().await.len(), 1);
@@ -112,8 +110,7 @@ async fn unprocessed_events_are_kept_as_ignored_and_ping_gets_200() {
     let app = spawn_app().await;
     let star = Delivery::json("star", r#"{"action":"created"}"#);
     let response = app.post(&star).await;
-    assert_eq!(response.status(), 202);
-    let answer: serde_json::Value = response.json().await.expect("json");
+    let answer = expect_json(response, 202).await;
     assert_eq!(answer["status"], "ignored");
     assert_eq!(
         app.row(&star.id).await.expect("kept").status,
@@ -125,8 +122,7 @@ async fn unprocessed_events_are_kept_as_ignored_and_ping_gets_200() {
         r#"{"zen":"Keep it logically awesome.","hook_id":1}"#,
     );
     let response = app.post(&ping).await;
-    assert_eq!(response.status(), 200);
-    let answer: serde_json::Value = response.json().await.expect("json");
+    let answer = expect_json(response, 200).await;
     assert_eq!(answer["code"], "pong");
     assert!(app.row(&ping.id).await.is_some());
 
@@ -224,8 +220,7 @@ async fn bodies_up_to_25_mib_are_kept_and_larger_ones_get_413() {
     body.insert(prefix.len(), 'b');
     let over = Delivery::json("pull_request", body);
     let response = app.post(&over).await;
-    assert_eq!(response.status(), 413);
-    let answer: serde_json::Value = response.json().await.expect("json");
+    let answer = expect_json(response, 413).await;
     assert_eq!(answer["code"], "payload_too_large");
 
     assert_eq!(app.row_count().await, 1);

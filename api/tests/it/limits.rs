@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::helpers::{AppOptions, SECRET, TestApp, spawn_app_with};
+use crate::helpers::{AppOptions, SECRET, TestApp, expect_json, spawn_app_with};
 
 /// A request whose body sends `first`, then waits for `rest` until the sender fires.
 fn stalled_post(
@@ -64,8 +64,7 @@ async fn a_body_that_stalls_gets_408_and_is_not_stored() {
         .expect("join")
         .expect("response");
 
-    assert_eq!(response.status(), 408);
-    let body: serde_json::Value = response.json().await.expect("json");
+    let body = expect_json(response, 408).await;
     assert_eq!(body["code"], "body_timeout");
     assert!(app.row("stalled-1").await.is_none());
     drop(go);

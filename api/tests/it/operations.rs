@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::helpers::{Delivery, spawn_app};
+use crate::helpers::{Delivery, expect_json, spawn_app};
 
 #[tokio::test]
 async fn health_and_readiness_report_both_backends() {
@@ -60,8 +60,7 @@ async fn metrics_count_requests_by_event_and_status_and_show_the_backlog() {
 async fn unknown_routes_and_methods_answer_json() {
     let app = spawn_app().await;
     let response = app.client.get(app.url("/nope")).send().await.expect("sent");
-    assert_eq!(response.status(), 404);
-    let body: serde_json::Value = response.json().await.expect("json");
+    let body = expect_json(response, 404).await;
     assert_eq!(body["code"], "not_found");
     let response = app
         .client
@@ -69,8 +68,7 @@ async fn unknown_routes_and_methods_answer_json() {
         .send()
         .await
         .expect("sent");
-    assert_eq!(response.status(), 405);
-    let body: serde_json::Value = response.json().await.expect("json");
+    let body = expect_json(response, 405).await;
     assert_eq!(body["code"], "method_not_allowed");
     app.stop().await;
 }
@@ -190,8 +188,7 @@ async fn a_delivery_postgres_cannot_take_gets_503_and_no_internal_detail() {
 
     let response = app.post(&Delivery::json("push", r#"{"ref":"x"}"#)).await;
 
-    assert_eq!(response.status(), 503);
-    let body: serde_json::Value = response.json().await.expect("json");
+    let body = expect_json(response, 503).await;
     assert_eq!(body["code"], "storage_unavailable");
     let message = body["message"].as_str().expect("message");
     assert!(

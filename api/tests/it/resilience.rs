@@ -5,7 +5,7 @@ use std::{collections::HashSet, time::Duration};
 
 use entities::DeliveryStatus;
 
-use crate::helpers::{AppOptions, Delivery, RedisServer, eventually, spawn_app_with};
+use crate::helpers::{AppOptions, Delivery, RedisServer, eventually, expect_json, spawn_app_with};
 
 #[tokio::test]
 async fn redis_stopped_then_restarted_loses_nothing() {
@@ -22,8 +22,7 @@ async fn redis_stopped_then_restarted_loses_nothing() {
     for _ in 0..5 {
         let d = Delivery::json("pull_request", body);
         let response = app.post(&d).await;
-        assert_eq!(response.status(), 202);
-        let answer: serde_json::Value = response.json().await.expect("json");
+        let answer = expect_json(response, 202).await;
         assert_eq!(answer["status"], "queued");
         ids.push(d.id);
     }

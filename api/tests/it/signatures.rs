@@ -2,7 +2,7 @@
 
 use api::signature::sign;
 
-use crate::helpers::{AppOptions, Delivery, spawn_app, spawn_app_with};
+use crate::helpers::{AppOptions, Delivery, expect_json, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn githubs_documented_vector_is_accepted_over_http() {
@@ -20,8 +20,7 @@ async fn githubs_documented_vector_is_accepted_over_http() {
     let mut delivery = Delivery::json("push", "Hello, World!");
     delivery.secret = "It's a Secret to Everybody";
     let response = app.post(&delivery).await;
-    assert_eq!(response.status(), 400);
-    let body: serde_json::Value = response.json().await.expect("json");
+    let body = expect_json(response, 400).await;
     assert_eq!(body["code"], "invalid_json");
 
     let mut delivery = Delivery::json("push", r#"{"ref":"refs/heads/main"}"#);
@@ -37,8 +36,7 @@ async fn wrong_or_missing_signatures_get_401_and_store_nothing() {
     let mut wrong = Delivery::json("push", r#"{"ref":"x"}"#);
     wrong.secret = "not-the-secret";
     let response = app.post(&wrong).await;
-    assert_eq!(response.status(), 401);
-    let body: serde_json::Value = response.json().await.expect("json");
+    let body = expect_json(response, 401).await;
     assert_eq!(body["code"], "invalid_signature");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
 
@@ -52,8 +50,7 @@ async fn wrong_or_missing_signatures_get_401_and_store_nothing() {
         .send()
         .await
         .expect("sent");
-    assert_eq!(response.status(), 401);
-    let body: serde_json::Value = response.json().await.expect("json");
+    let body = expect_json(response, 401).await;
     assert_eq!(body["code"], "missing_signature");
 
     // A signature over other bytes (the body re-serialized) does not verify.
