@@ -16,15 +16,7 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init("info,sqlx=warn,sea_orm=warn");
-    match serve(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "api stopped");
-            // One line for whoever started us, whatever the log format.
-            eprintln!("api: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    telemetry::exit_code("api", serve(config).await)
 }
 
 async fn serve(config: ApiConfig) -> anyhow::Result<()> {

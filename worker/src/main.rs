@@ -38,14 +38,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(config).await,
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "worker stopped");
-            eprintln!("worker: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    telemetry::exit_code("worker", result)
 }
 
 async fn run(config: WorkerConfig) -> anyhow::Result<()> {

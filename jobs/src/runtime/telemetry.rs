@@ -25,3 +25,20 @@ pub fn init(default_filter: &str) {
             .init();
     }
 }
+
+/// The process exit code for how `binary` ended; a failure is logged and printed to stderr as
+/// one line (the error chain joined by `: `), whatever the log format.
+pub fn exit_code<E: std::fmt::Display>(
+    binary: &str,
+    result: Result<(), E>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let line = format!("{e:#}");
+            tracing::error!(error = %line, "{binary} stopped");
+            eprintln!("{binary}: {line}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
