@@ -111,8 +111,9 @@ pub async fn set_pending(
         .await
 }
 
-/// Takes up to `limit` pending deliveries, oldest first, locking them for the caller's
-/// transaction so concurrent relays skip them.
+/// Takes up to `limit` deliveries due for a hand-off — `pending` ones oldest first, then
+/// `failed` ones whose retry time has come — locking them for the caller's transaction so
+/// concurrent relays skip them.
 pub async fn lock_pending<C: ConnectionTrait>(
     txn: &C,
     limit: u64,
@@ -120,8 +121,13 @@ pub async fn lock_pending<C: ConnectionTrait>(
     let rows = txn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT id, delivery_id, event FROM webhook_deliveries \
-             WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            "(SELECT id, delivery_id, event FROM webhook_deliveries \
+              WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             UNION ALL \
+             (SELECT id, delivery_id, event FROM webhook_deliveries \
+              WHERE status = 'failed' AND next_attempt_at <= now() \
+              ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             LIMIT $1",
             [Value::from(i64::try_from(limit).unwrap_or(i64::MAX))],
         ))
         .await?;
@@ -156,7 +162,8 @@ pub async fn mark_rows_queued<C: ConnectionTrait>(txn: &C, row_ids: &[i64]) -> R
         return Ok(());
     }
     let sql = format!(
-        "UPDATE webhook_deliveries SET status = 'queued', queued_at = now(), updated_at = now() \
+        "UPDATE webhook_deliveries \
+         SET status = 'queued', queued_at = now(), next_attempt_at = NULL, updated_at = now() \
          WHERE id IN ({})",
         placeholders(1, row_ids.len())
     );
@@ -171,10 +178,11 @@ pub async fn mark_rows_queued<C: ConnectionTrait>(txn: &C, row_ids: &[i64]) -> R
 
 /// Puts `queued` deliveries back to `pending` so the relay hands them over again.
 ///
-/// `Lost::All`: Redis lost its data, every queued job is gone. `Lost::NeverTried(age)`: a safety
-/// net for a job lost some other way — queued longer than `age` and never tried by a worker (a
-/// worker that crashes mid-job has its job re-run by apalis from Redis). A job that was in fact
-/// still in Redis then runs twice, which processing tolerates.
+/// `Lost::All`: Redis lost its data, every queued job is gone. `Lost::Stale(age)`: a safety
+/// net for a job lost some other way — queued longer than `age` with no attempt in that time (a
+/// worker that crashes mid-job has its job re-run by apalis from Redis within a minute; a job
+/// apalis gave up on while PostgreSQL was down is caught here). A job that was in fact still in
+/// Redis then runs twice, which processing tolerates.
 pub async fn requeue_queued<C: ConnectionTrait>(db: &C, lost: Lost) -> Result<u64, DbErr> {
     let statement = match lost {
         Lost::All => Statement::from_string(
@@ -182,11 +190,11 @@ pub async fn requeue_queued<C: ConnectionTrait>(db: &C, lost: Lost) -> Result<u6
             "UPDATE webhook_deliveries SET status = 'pending', queued_at = NULL, updated_at = now() \
              WHERE status = 'queued'",
         ),
-        Lost::NeverTried(age) => Statement::from_sql_and_values(
+        Lost::Stale(age) => Statement::from_sql_and_values(
             DbBackend::Postgres,
             "UPDATE webhook_deliveries SET status = 'pending', queued_at = NULL, updated_at = now() \
-             WHERE status = 'queued' AND last_attempt_at IS NULL \
-             AND queued_at <= now() - make_interval(secs => $1)",
+             WHERE status = 'queued' AND queued_at <= now() - make_interval(secs => $1) \
+             AND (last_attempt_at IS NULL OR last_attempt_at <= now() - make_interval(secs => $1))",
             [Value::from(age.as_secs_f64())],
         ),
     };
@@ -197,7 +205,7 @@ pub async fn requeue_queued<C: ConnectionTrait>(db: &C, lost: Lost) -> Result<u6
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lost {
     All,
-    NeverTried(Duration),
+    Stale(Duration),
 }
 
 /// Deliveries waiting to be handed to Redis.
@@ -218,13 +226,22 @@ pub async fn count_pending(db: &DatabaseConnection) -> Result<u64, DbErr> {
 /// What [`record_attempt`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {
-    /// Counted: this is attempt number `n`; run the job.
-    Run(i32),
+    /// Counted: run the job.
+    Run(AttemptInfo),
     /// Processed, ignored or dead already: nothing to do.
     Finished,
     /// No such row (yet): the API pushes a job just before committing its row, so a very
     /// fast worker can get there first. Try again shortly.
     NotVisible,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptInfo {
+    pub row_id: i64,
+    /// 1 for the first attempt.
+    pub attempt: i32,
+    /// When the job was handed to Redis (for enqueue-to-done latency).
+    pub queued_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Counts an attempt before a worker runs a job, so a run that crashes its process still counts.
@@ -238,12 +255,16 @@ pub async fn record_attempt(
             "UPDATE webhook_deliveries \
              SET attempts = attempts + 1, last_attempt_at = now(), updated_at = now() \
              WHERE delivery_id = $1 AND status IN ('pending', 'queued', 'failed') \
-             RETURNING attempts",
+             RETURNING id, attempts, queued_at",
             [Value::from(delivery_id.as_str())],
         ))
         .await?;
     if let Some(row) = row {
-        return Ok(Attempt::Run(row.try_get("", "attempts")?));
+        return Ok(Attempt::Run(AttemptInfo {
+            row_id: row.try_get("", "id")?,
+            attempt: row.try_get("", "attempts")?,
+            queued_at: row.try_get("", "queued_at")?,
+        }));
     }
     let exists = db
         .query_one_raw(Statement::from_sql_and_values(
@@ -258,4 +279,72 @@ pub async fn record_attempt(
     } else {
         Attempt::NotVisible
     })
+}
+
+/// A delivery locked for processing by [`lock_for_processing`].
+#[derive(Debug, Clone)]
+pub struct Locked {
+    pub status: String,
+    pub event: String,
+    pub payload: String,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Locks the delivery row for the caller's transaction and loads it: duplicate jobs of one
+/// delivery run one after the other, and the second sees `processed`.
+pub async fn lock_for_processing<C: ConnectionTrait>(
+    txn: &C,
+    row_id: i64,
+) -> Result<Option<Locked>, DbErr> {
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT status, event, payload::text AS payload, received_at \
+             FROM webhook_deliveries WHERE id = $1 FOR UPDATE",
+            [Value::from(row_id)],
+        ))
+        .await?;
+    row.map(|row| {
+        Ok(Locked {
+            status: row.try_get("", "status")?,
+            event: row.try_get("", "event")?,
+            payload: row.try_get("", "payload")?,
+            received_at: row.try_get("", "received_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Marks a delivery processed, in the transaction that wrote its rows.
+pub async fn mark_processed<C: ConnectionTrait>(txn: &C, row_id: i64) -> Result<(), DbErr> {
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE webhook_deliveries SET status = 'processed', processed_at = now(), \
+            next_attempt_at = NULL, last_error = NULL, updated_at = now() WHERE id = $1",
+        [Value::from(row_id)],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Schedules another attempt after `delay`; the relay hands it to Redis when it is due.
+pub async fn schedule_retry(
+    db: &DatabaseConnection,
+    row_id: i64,
+    delay: Duration,
+    error: &str,
+) -> Result<(), DbErr> {
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE webhook_deliveries SET status = 'failed', last_error = $2, \
+            next_attempt_at = now() + make_interval(secs => $3), queued_at = NULL, updated_at = now() \
+         WHERE id = $1 AND status IN ('pending', 'queued', 'failed')",
+        [
+            Value::from(row_id),
+            Value::from(error),
+            Value::from(delay.as_secs_f64()),
+        ],
+    ))
+    .await?;
+    Ok(())
 }

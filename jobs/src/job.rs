@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{DeliveryId, EventName};
 
 /// What a worker does with a delivery. One Redis queue carries all kinds (see ARCHITECTURE.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum JobKind {
     #[serde(rename = "processPullRequest")]
     ProcessPullRequest,
@@ -51,6 +51,21 @@ impl JobKind {
         "installation",
         "installation_repositories",
     ];
+
+    /// Every job type, in a fixed order.
+    pub const ALL: [Self; 6] = [
+        Self::ProcessPullRequest,
+        Self::ProcessReview,
+        Self::ProcessPush,
+        Self::ProcessDeployment,
+        Self::ProcessWorkflowRun,
+        Self::ProcessInstallation,
+    ];
+
+    /// The job type called `name` (as [`JobKind::as_str`] prints it).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -7,13 +7,21 @@
 //! - [`queue`]: the bounded Redis queue on top of apalis-redis.
 //! - [`relay`]: moves `pending` deliveries into Redis as the queue drains.
 //! - [`consumer`]: a supervised apalis worker loop with fresh names on every restart.
+//! - [`github`]: the webhook payload shapes DevPulse reads; [`process`]: delivery → domain rows;
+//!   [`domain`]: the idempotent, order-independent writers (shared with sync).
+//! - [`runner`]: attempts, retries with backoff, dead letters; [`dead_letters`]: the DLQ.
 
 pub mod consumer;
+pub mod dead_letters;
 pub mod deliveries;
+pub mod domain;
+pub mod github;
 pub mod ids;
 pub mod job;
+pub mod process;
 pub mod queue;
 pub mod relay;
+pub mod runner;
 pub mod runtime;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -190,12 +190,12 @@ impl Relay {
         }
         if self.stale_check_due() {
             let stale =
-                deliveries::requeue_queued(&txn, Lost::NeverTried(self.settings.stale_after))
+                deliveries::requeue_queued(&txn, Lost::Stale(self.settings.stale_after))
                     .await?;
             if stale > 0 {
                 tracing::warn!(
                     requeued = stale,
-                    "queued deliveries never tried by a worker; handing them over again"
+                    "queued deliveries untouched by any worker for too long; handing them over again"
                 );
             }
             report.requeued += stale;

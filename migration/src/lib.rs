@@ -3,6 +3,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_webhook_deliveries;
+mod m20261122_000001_domain_model;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -11,6 +12,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_webhook_deliveries::Migration)]
+        vec![
+            Box::new(m20261121_000001_webhook_deliveries::Migration),
+            Box::new(m20261122_000001_domain_model::Migration),
+        ]
     }
 }

@@ -1,5 +1,7 @@
-//! DevPulse's worker process: supervised apalis workers on the Redis queue, the relay that
-//! feeds them from PostgreSQL, and the janitor that keeps Redis small.
+//! The worker: job consumption ([`run`]), its metrics port ([`metrics`]), operator commands
+//! ([`dlq`]) and configuration ([`config`]).
 
 pub mod config;
+pub mod dlq;
+pub mod metrics;
 pub mod run;

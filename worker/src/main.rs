@@ -1,12 +1,22 @@
-//! `worker` binary: runs the job workers (default), more subcommands come with the worker pool.
+//! `worker` binary: runs the job workers (default), and the operator's dead-letter commands.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use jobs::runtime::{config::Vars, signal, telemetry};
+use clap::{Args, Parser, Subcommand};
+use jobs::{
+    JobKind,
+    dead_letters::Selection,
+    runtime::{
+        config::{Vars, parse_duration},
+        connect, signal, telemetry,
+    },
+};
 use tokio_util::sync::CancellationToken;
-use worker::config::WorkerConfig;
+use worker::{
+    config::WorkerConfig,
+    dlq::{self, DlqCommand},
+};
 
 #[derive(Parser)]
 #[command(
@@ -22,23 +32,88 @@ struct Cli {
 enum Command {
     /// Run the job workers until SIGTERM or Ctrl-C (the default).
     Run,
+    /// Inspect and re-drive the dead-letter queues (needs only DATABASE_URL).
+    #[command(subcommand)]
+    Dlq(Dlq),
+}
+
+#[derive(Subcommand)]
+enum Dlq {
+    /// Open dead letters, newest first.
+    List {
+        /// Only this job type (processPullRequest, processReview, processPush, …).
+        #[arg(long, value_parser = parse_queue)]
+        queue: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// One dead letter with its error and delivery metadata.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Run again with a fresh attempt budget: one letter by id, or --all (of --queue).
+    Retry {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long, requires = "all", value_parser = parse_queue)]
+        queue: Option<String>,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Delete dead letters older than the given age (e.g. 30d, 12h); deliveries stay.
+    Purge {
+        #[arg(long, value_parser = parse_age)]
+        older_than: std::time::Duration,
+        #[command(flatten)]
+        format: Format,
+    },
+}
+
+#[derive(Args)]
+struct Format {
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_queue(raw: &str) -> Result<String, String> {
+    JobKind::parse(raw).map(|k| k.as_str().to_owned()).ok_or_else(|| {
+        let known: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("unknown queue {raw:?}; known: {}", known.join(", "))
+    })
+}
+
+fn parse_age(raw: &str) -> Result<std::time::Duration, String> {
+    parse_duration(raw.trim())
+        .ok_or_else(|| format!("{raw:?} is not an age; expected e.g. 30d, 12h or 90m"))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match WorkerConfig::from_vars(&Vars::from_env()) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("worker: {e}");
-            return ExitCode::from(2);
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let config = match WorkerConfig::from_vars(&Vars::from_env()) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("worker: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            telemetry::init("info,sqlx=warn,sea_orm=warn,apalis=warn,apalis_core=warn");
+            telemetry::exit_code("worker", run(config).await)
         }
-    };
-    telemetry::init("info,sqlx=warn,sea_orm=warn,apalis=warn,apalis_core=warn");
-    let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(config).await,
-    };
-    telemetry::exit_code("worker", result)
+        Command::Dlq(command) => {
+            telemetry::init("warn,sqlx=error,sea_orm=error");
+            telemetry::exit_code("worker dlq", dead_letters(command).await)
+        }
+    }
 }
 
 async fn run(config: WorkerConfig) -> anyhow::Result<()> {
@@ -54,4 +129,45 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     worker::run::run(config, shutdown)
         .await
         .context("running worker")
+}
+
+async fn dead_letters(command: Dlq) -> anyhow::Result<()> {
+    let url = Vars::from_env()
+        .url(
+            "DATABASE_URL",
+            &["postgres", "postgresql"],
+            "postgres://postgres@127.0.0.1:5432/devpulse",
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let db = connect::database_at(&url, 2).await?;
+    let command = match command {
+        Dlq::List { queue, limit, format } => DlqCommand::List {
+            queue,
+            json: format.json,
+            limit,
+        },
+        Dlq::Show { id, format } => DlqCommand::Show {
+            id,
+            json: format.json,
+        },
+        Dlq::Retry {
+            id,
+            all: _,
+            queue,
+            format,
+        } => DlqCommand::Retry {
+            selection: match id {
+                Some(id) => Selection::One(id),
+                None => Selection::All { queue },
+            },
+            json: format.json,
+        },
+        Dlq::Purge { older_than, format } => DlqCommand::Purge {
+            older_than,
+            json: format.json,
+        },
+    };
+    let mut stdout = std::io::stdout().lock();
+    dlq::execute(&db, command, &mut stdout).await?;
+    Ok(())
 }

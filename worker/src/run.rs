@@ -1,18 +1,20 @@
-//! `worker run`: the job loop, the relay and the Redis janitor, until shutdown.
+//! `worker run`: the supervised consumers, the relay, the Redis janitor and the metrics port,
+//! until shutdown. Start-up is `Worker::build(config)` → `Worker::run(shutdown)`.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use jobs::{
-    Queue, WebhookJob,
+    JobKind, Queue, WebhookJob,
     consumer::{self, JobFailure},
-    deliveries::{self, Attempt},
     relay::{Relay, RelaySettings},
+    runner::{self, Outcome, RetryPolicy},
     runtime::connect,
 };
 use sea_orm::DatabaseConnection;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::WorkerConfig;
+use crate::{config::WorkerConfig, metrics::Metrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -20,55 +22,176 @@ pub enum RunError {
     Database(#[from] connect::DatabaseConnectError),
     #[error("invalid REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("cannot listen on WORKER_METRICS_ADDR {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
-/// Runs until `shutdown` is cancelled; in-flight jobs finish first.
-pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), RunError> {
-    let db = connect::database(&config.common).await?;
-    let queue = Queue::new(
-        connect::redis(&config.common)?,
-        &config.common.queue_namespace,
-        config.common.queue_max_backlog,
-    );
-    let relay = Relay::new(db.clone(), queue.clone(), RelaySettings::default());
-    if let Err(e) = relay.tick().await {
-        tracing::warn!(error = %e, "first relay round failed; retrying in the background");
+/// A worker process, connected and bound, not yet consuming.
+#[derive(Debug)]
+pub struct Worker {
+    config: WorkerConfig,
+    db: DatabaseConnection,
+    queue: Queue,
+    metrics: Arc<Metrics>,
+    listener: Option<tokio::net::TcpListener>,
+}
+
+impl Worker {
+    pub async fn build(config: WorkerConfig) -> Result<Self, RunError> {
+        let db = connect::database(&config.common).await?;
+        let queue = Queue::new(
+            connect::redis(&config.common)?,
+            &config.common.queue_namespace,
+            config.common.queue_max_backlog,
+        );
+        let listener = match config.metrics_addr {
+            Some(addr) => Some(
+                crate::metrics::bind(addr)
+                    .await
+                    .map_err(|source| RunError::Metrics { addr, source })?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            config,
+            db,
+            queue,
+            metrics: Arc::new(Metrics::new()),
+            listener,
+        })
     }
-    let relay_task = tokio::spawn(relay.run(shutdown.child_token()));
-    let janitor_task = tokio::spawn(janitor(queue.clone(), shutdown.child_token()));
 
-    let handler_db = db.clone();
-    consumer::run(
-        queue,
-        "worker",
-        config.concurrency,
-        move |job| handle(handler_db.clone(), job),
-        shutdown,
-    )
-    .await;
-    let _ = tokio::join!(relay_task, janitor_task);
-    Ok(())
+    /// Where `/metrics` is served (the real port when configured with port 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Consumes until `shutdown`; then stops fetching, gives in-flight jobs `SHUTDOWN_GRACE`
+    /// to finish, and returns. A job cut off runs again later (apalis re-enqueues it from the
+    /// dead worker's in-flight set; its attempt is already counted).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RunError> {
+        let Self {
+            config,
+            db,
+            queue,
+            metrics,
+            listener,
+        } = self;
+        let relay = Relay::new(db.clone(), queue.clone(), RelaySettings::default());
+        if let Err(e) = relay.tick().await {
+            tracing::warn!(error = %e, "first relay round failed; retrying in the background");
+        }
+        let background = shutdown.child_token();
+        let mut tasks = vec![
+            tokio::spawn(relay.run(background.clone())),
+            tokio::spawn(janitor(queue.clone(), background.clone())),
+            tokio::spawn(crate::metrics::refresh_loop(
+                metrics.clone(),
+                db.clone(),
+                queue.clone(),
+                background.clone(),
+            )),
+        ];
+        if let Some(listener) = listener {
+            let metrics = metrics.clone();
+            let stop = background.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = crate::metrics::serve(listener, metrics, stop).await {
+                    tracing::error!(error = %e, "metrics server stopped");
+                }
+            }));
+        }
+        let handler = Arc::new(Handler {
+            db,
+            policy: config.retry.clone(),
+            limits: config
+                .concurrency_by_kind
+                .iter()
+                .map(|(kind, n)| (*kind, Arc::new(Semaphore::new(*n))))
+                .collect(),
+            metrics,
+        });
+        let consumers = consumer::run(
+            queue,
+            "worker",
+            config.concurrency,
+            move |job| {
+                let handler = handler.clone();
+                async move { handler.handle(job).await }
+            },
+            shutdown.clone(),
+        );
+        let grace = config.shutdown_grace;
+        tokio::select! {
+            () = consumers => {}
+            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight jobs did not finish in time; they will run again");
+            }
+        }
+        background.cancel();
+        for task in tasks {
+            let _ = task.await;
+        }
+        Ok(())
+    }
 }
 
-/// Counts the attempt in PostgreSQL first, so a run that kills the process still counts.
-#[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id(), kind = job.kind().as_str()))]
-async fn handle(db: DatabaseConnection, job: WebhookJob) -> Result<(), JobFailure> {
-    match deliveries::record_attempt(&db, job.delivery_id())
-        .await
-        .map_err(JobFailure::new)?
-    {
-        Attempt::Run(attempt) => {
-            // Turning deliveries into pull requests, reviews, deployments… arrives with the
-            // worker pool issue; until then the delivery stays `queued` with its attempts counted.
-            tracing::info!(attempt, "job received; no processor for this kind yet");
-            Ok(())
+/// Convenience for `main`: build, then run until `shutdown`.
+pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), RunError> {
+    Worker::build(config).await?.run(shutdown).await
+}
+
+#[derive(Debug)]
+struct Handler {
+    db: DatabaseConnection,
+    policy: RetryPolicy,
+    limits: BTreeMap<JobKind, Arc<Semaphore>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Handler {
+    /// Runs a job under its type's concurrency limit. Returns `Err` (apalis retries it about a
+    /// second later) only when PostgreSQL could not record the outcome, or the delivery row is
+    /// not visible yet.
+    async fn handle(&self, job: WebhookJob) -> Result<(), JobFailure> {
+        let kind = job.kind().as_str();
+        let _permit = match self.limits.get(&job.kind()) {
+            Some(limit) => Some(limit.acquire().await.map_err(JobFailure::new)?),
+            None => None,
+        };
+        match runner::run(&self.db, &self.policy, &job).await {
+            Ok(Outcome::Processed { latency }) => {
+                self.metrics.count(kind, "processed");
+                if let Some(latency) = latency {
+                    self.metrics.observe_latency(kind, latency);
+                }
+                Ok(())
+            }
+            Ok(Outcome::Skipped) => {
+                self.metrics.count(kind, "skipped");
+                Ok(())
+            }
+            Ok(Outcome::Retrying { .. }) => {
+                self.metrics.count(kind, "retried");
+                Ok(())
+            }
+            Ok(Outcome::Dead { .. }) => {
+                self.metrics.count(kind, "dead");
+                Ok(())
+            }
+            Ok(Outcome::NotVisible) => {
+                self.metrics.count(kind, "not_visible");
+                Err(JobFailure::new("delivery not committed yet"))
+            }
+            Err(e) => {
+                self.metrics.count(kind, "error");
+                tracing::warn!(delivery_id = %job.delivery_id(), kind, error = %e, "could not record the job's outcome; apalis retries it");
+                Err(JobFailure::new(e))
+            }
         }
-        Attempt::Finished => {
-            tracing::debug!("delivery already finished; nothing to do");
-            Ok(())
-        }
-        // apalis-redis retries it about a second later.
-        Attempt::NotVisible => Err(JobFailure::new("delivery not committed yet")),
     }
 }
 

@@ -136,7 +136,8 @@ impl Vars {
     }
 }
 
-fn parse_duration(raw: &str) -> Option<Duration> {
+/// `500ms`, `10s`, `5m`, `2h`, `30d`; a bare number means seconds.
+pub fn parse_duration(raw: &str) -> Option<Duration> {
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (number, unit) = raw.split_at(split);
     let n: u64 = number.parse().ok()?;
@@ -145,6 +146,7 @@ fn parse_duration(raw: &str) -> Option<Duration> {
         "ms" => Some(Duration::from_millis(n)),
         "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
         "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        "d" => Some(Duration::from_secs(n.checked_mul(86_400)?)),
         _ => None,
     }
 }

@@ -5,14 +5,22 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
-use super::config::CommonConfig;
+use super::config::{CommonConfig, SecretUrl};
 
 /// A PostgreSQL pool. Connection failures surface at once rather than after a long wait, so
 /// `/health/ready` and start-up report a missing database quickly.
 pub async fn database(config: &CommonConfig) -> Result<DatabaseConnection, DatabaseConnectError> {
-    let mut options = ConnectOptions::new(config.database_url.expose().to_owned());
+    database_at(&config.database_url, config.database_max_connections).await
+}
+
+/// A PostgreSQL pool of at most `max_connections` at `url` (for tools that need no Redis).
+pub async fn database_at(
+    url: &SecretUrl,
+    max_connections: u32,
+) -> Result<DatabaseConnection, DatabaseConnectError> {
+    let mut options = ConnectOptions::new(url.expose().to_owned());
     options
-        .max_connections(config.database_max_connections)
+        .max_connections(max_connections)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
@@ -21,7 +29,7 @@ pub async fn database(config: &CommonConfig) -> Result<DatabaseConnection, Datab
     Database::connect(options)
         .await
         .map_err(|source| DatabaseConnectError {
-            url: config.database_url.redacted(),
+            url: url.redacted(),
             source,
         })
 }
