@@ -1,11 +1,7 @@
 //! Test harness: a fresh database and Redis namespace per test, the API on port 0, typed
 //! request helpers, and private `redis-server`s for fault tests.
 
-use std::{
-    net::{SocketAddr, TcpListener as StdListener},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use api::{config::ApiConfig, signature::sign, startup};
 use entities::webhook_delivery;
@@ -18,71 +14,9 @@ use tokio::sync::oneshot;
 pub const SECRET: &str = "test-webhook-secret";
 
 pub use jobs::testing::TestDb;
+pub use jobs::testing::{RedisServer, eventually, free_port};
 use jobs::testing::{delete_namespace, redis_url as shared_redis_url};
 
-/// A `redis-server` of the test's own on a free port, killed on drop.
-pub struct RedisServer {
-    pub port: u16,
-    child: Option<Child>,
-}
-
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-impl RedisServer {
-    pub async fn start() -> Self {
-        let mut server = Self {
-            port: free_port(),
-            child: None,
-        };
-        server.restart().await;
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts (again) on the same port, empty, as a Redis without persistence comes back.
-    pub async fn restart(&mut self) {
-        self.stop();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("private redis-server did not start on port {}", self.port);
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// How to configure a spawned app.
 pub struct AppOptions {
@@ -300,21 +234,3 @@ pub async fn expect_json(response: reqwest::Response, status: u16) -> serde_json
     response.json().await.expect("a JSON body")
 }
 
-/// Polls `check` every 50 ms until it holds or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}

@@ -150,18 +150,21 @@ pub async fn refresh_review_times<C: ConnectionTrait>(
     db: &C,
     pull_request_id: i64,
 ) -> Result<(), DbErr> {
-    const TIMES: &str = "(SELECT \
-            min(r.submitted_at) FILTER (WHERE r.state <> 'pending' \
-                AND r.reviewer_id IS DISTINCT FROM p.author_id \
-                AND NOT EXISTS (SELECT 1 FROM github_users u WHERE u.organization_id = p.organization_id \
-                    AND u.github_id = r.reviewer_id AND u.is_bot)), \
-            min(r.submitted_at) FILTER (WHERE r.approved) \
-         FROM reviews r WHERE r.pull_request_id = p.github_id)";
     db.execute_raw(stmt(
-        &format!(
-            "UPDATE pull_requests p SET (first_review_at, first_approved_at) = {TIMES}, synced_at = now() \
-             WHERE p.github_id = $1 AND (p.first_review_at, p.first_approved_at) IS DISTINCT FROM {TIMES}"
-        ),
+        "WITH t AS ( \
+            SELECT p.github_id, \
+                min(r.submitted_at) FILTER (WHERE r.state <> 'pending' \
+                    AND r.reviewer_id IS DISTINCT FROM p.author_id \
+                    AND NOT EXISTS (SELECT 1 FROM github_users u \
+                        WHERE u.organization_id = p.organization_id \
+                          AND u.github_id = r.reviewer_id AND u.is_bot)) AS first_review, \
+                min(r.submitted_at) FILTER (WHERE r.approved) AS first_approved \
+            FROM pull_requests p LEFT JOIN reviews r ON r.pull_request_id = p.github_id \
+            WHERE p.github_id = $1 GROUP BY p.github_id) \
+         UPDATE pull_requests p SET first_review_at = t.first_review, \
+            first_approved_at = t.first_approved, synced_at = now() \
+         FROM t WHERE p.github_id = t.github_id \
+           AND (p.first_review_at, p.first_approved_at) IS DISTINCT FROM (t.first_review, t.first_approved)",
         [pull_request_id.into()],
     ))
     .await?;

@@ -87,7 +87,12 @@ pub struct IngestPoolError(String);
 /// own; while Redis is away, commands fail within about a second instead of hanging. It
 /// connects lazily, so a process starts (and keeps deliveries in PostgreSQL) without Redis.
 pub fn redis(config: &CommonConfig) -> Result<ConnectionManager, redis::RedisError> {
-    let client = redis::Client::open(config.redis_url.expose())?;
+    redis_at(config.redis_url.expose())
+}
+
+/// A Redis connection manager for `url` (connects lazily, reconnects by itself).
+pub fn redis_at(url: &str) -> Result<ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
     let manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(2)))

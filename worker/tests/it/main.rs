@@ -1,3 +1,6 @@
-//! Integration tests of the worker process against real PostgreSQL and Redis.
+//! Integration tests of the worker against real PostgreSQL and Redis.
 
+mod helpers;
+mod processing;
+mod reliability;
 mod run;

@@ -1,0 +1,302 @@
+//! Deliveries become domain rows: every example payload applies, a pull request's deliveries in
+//! any order give one final row, duplicates and older snapshots change nothing.
+
+use entities::{commit, deployment, organization, pull_request, repository, review};
+use jobs::runner::Outcome;
+use sea_orm::{EntityTrait, QueryOrder};
+
+use crate::helpers::{Env, fixture, fixture_json};
+
+const PROCESSED_EVENTS: [&str; 10] = [
+    "pull_request",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "push",
+    "deployment",
+    "deployment_status",
+    "workflow_run",
+    "check_suite",
+    "installation",
+    "installation_repositories",
+];
+
+#[tokio::test]
+async fn every_example_payload_of_a_processed_event_applies() {
+    let env = Env::new().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/tests/fixtures/webhooks");
+    let mut applied = 0;
+    for event in PROCESSED_EVENTS {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(event))
+            .expect("fixture folder")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        files.sort();
+        for file in files {
+            let id = format!("{event}-{file}");
+            env.apply(&id, event, &fixture(&format!("webhooks/{event}/{file}")))
+                .await;
+            assert_eq!(env.status(&id).await, "processed", "{id}");
+            applied += 1;
+        }
+    }
+    assert!(applied >= 50, "only {applied} examples");
+
+    let pr = pull_request::Entity::find_by_id(279147437)
+        .one(&env.db)
+        .await
+        .expect("query")
+        .expect("the example pull request");
+    assert_eq!(pr.number, 2);
+    assert_eq!(pr.state, "closed", "the newest example snapshot is the close");
+    assert_eq!(pr.base_ref, "master");
+    assert!(pr.first_review_at.is_none(), "the examples' only reviewer is the author");
+    let deployment = deployment::Entity::find_by_id(145988746)
+        .one(&env.db)
+        .await
+        .expect("query")
+        .expect("the example deployment");
+    // Several examples share this id; whichever is newest, its statuses set the latest state.
+    assert!(deployment.latest_state.is_some());
+    let repo = repository::Entity::find_by_id(186853002)
+        .one(&env.db)
+        .await
+        .expect("query")
+        .expect("the example repository");
+    assert_eq!(repo.default_branch.as_deref(), Some("master"));
+    let orgs = organization::Entity::find().all(&env.db).await.expect("orgs");
+    assert!(orgs.iter().any(|o| o.github_login.as_deref() == Some("Codertocat")));
+    let bots = env
+        .number("SELECT count(*) AS n FROM github_users WHERE is_bot", vec![])
+        .await;
+    let people = env
+        .number("SELECT count(*) AS n FROM github_users WHERE NOT is_bot", vec![])
+        .await;
+    assert!(people > 0 && bots >= 0);
+    let dead = env.count_status("dead").await;
+    assert_eq!(dead, 0);
+    env.teardown().await;
+}
+
+const LIFECYCLE: [(&str, &str); 5] = [
+    ("pull_request", "lifecycle/01-opened.json"),
+    ("pull_request", "lifecycle/02-review_requested.json"),
+    ("pull_request_review", "lifecycle/03-review_submitted.json"),
+    ("pull_request", "lifecycle/04-synchronize.json"),
+    ("pull_request", "lifecycle/05-closed_merged.json"),
+];
+
+/// The lifecycle fixtures for a pull request of its own (ids shifted by `n`).
+fn lifecycle_for(n: i64) -> Vec<(&'static str, String)> {
+    LIFECYCLE
+        .iter()
+        .map(|(event, file)| {
+            let mut json = fixture_json(file);
+            json["pull_request"]["id"] = (1_000_000 + n).into();
+            if json.get("review").is_some() {
+                json["review"]["id"] = (2_000_000 + n).into();
+            } else {
+                json["pull_request"]["number"] = (1_000 + n).into();
+            }
+            (*event, json.to_string())
+        })
+        .collect()
+}
+
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut out = Vec::new();
+    for rest in permutations(n - 1) {
+        for i in 0..=rest.len() {
+            let mut p = rest.clone();
+            p.insert(i, n - 1);
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The columns that describe the pull request (not its key, number or our own clock).
+fn essence(pr: &pull_request::Model) -> String {
+    let mut pr = pr.clone();
+    pr.github_id = 0;
+    pr.number = 0;
+    pr.synced_at = chrono::DateTime::UNIX_EPOCH.fixed_offset();
+    format!("{pr:?}")
+}
+
+#[tokio::test]
+async fn a_pull_request_life_cycle_applied_in_every_order_gives_one_final_row() {
+    let env = Env::new().await;
+    let orders = permutations(LIFECYCLE.len());
+    assert_eq!(orders.len(), 120);
+    for (n, order) in orders.iter().enumerate() {
+        let deliveries = lifecycle_for(n as i64);
+        for &i in order {
+            let (event, payload) = &deliveries[i];
+            env.apply(&format!("life-{n}-{i}"), event, payload).await;
+        }
+    }
+    let rows = pull_request::Entity::find()
+        .order_by_asc(pull_request::Column::GithubId)
+        .all(&env.db)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 120);
+
+    let first = &rows[0];
+    let at = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s).expect("time")
+    };
+    assert_eq!(first.state, "merged");
+    assert_eq!(first.head_sha, "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678");
+    assert_eq!(first.commits_count, Some(2));
+    assert_eq!(first.additions, Some(3));
+    assert_eq!(first.merge_commit_sha.as_deref(), Some("f00dfeedf00dfeedf00dfeedf00dfeedf00dfeed"));
+    assert_eq!(first.merged_by_id, Some(583231));
+    assert_eq!(first.author_id, Some(21031067));
+    assert_eq!(first.created_at, at("2019-05-15T15:20:33Z"));
+    assert_eq!(first.first_review_at, Some(at("2019-05-15T15:20:45Z")));
+    assert_eq!(first.first_approved_at, Some(at("2019-05-15T15:20:45Z")));
+    assert_eq!(first.merged_at, Some(at("2019-05-15T15:21:00Z")));
+    assert_eq!(first.updated_at, at("2019-05-15T15:21:00Z"));
+    assert!(!first.draft);
+
+    let expected = essence(first);
+    for (row, order) in rows.iter().zip(&orders) {
+        assert_eq!(essence(row), expected, "order {order:?}");
+    }
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn duplicates_and_older_snapshots_change_nothing() {
+    let env = Env::new().await;
+    let merged = fixture("lifecycle/05-closed_merged.json");
+    env.apply("merged", "pull_request", &merged).await;
+    let before = pull_request::Entity::find_by_id(279147437)
+        .one(&env.db)
+        .await
+        .expect("query")
+        .expect("row");
+
+    // The same delivery's job again: the delivery is processed, so nothing runs.
+    assert_eq!(env.run_job("merged", "pull_request").await, Outcome::Skipped);
+    assert_eq!(env.delivery("merged").await.attempts, 1);
+    // The same content under another delivery id, and an older snapshot arriving late.
+    env.apply("merged-again", "pull_request", &merged).await;
+    env.apply("opened-late", "pull_request", &fixture("lifecycle/01-opened.json"))
+        .await;
+    let after = pull_request::Entity::find_by_id(279147437)
+        .one(&env.db)
+        .await
+        .expect("query")
+        .expect("row");
+    assert_eq!(after, before, "not even synced_at moved");
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn squash_merges_and_reverts_are_recorded_with_their_commits() {
+    let env = Env::new().await;
+    env.apply("squash", "pull_request", &fixture("lifecycle/10-squash_merged.json"))
+        .await;
+    env.apply("squash-push", "push", &fixture("lifecycle/11-push_squash.json"))
+        .await;
+    env.apply("revert", "pull_request", &fixture("lifecycle/12-reverted.json"))
+        .await;
+
+    let squash = pull_request::Entity::find_by_id(279147500)
+        .one(&env.db)
+        .await
+        .expect("query")
+        .expect("squash PR");
+    assert_eq!(squash.state, "merged");
+    assert_eq!(squash.commits_count, Some(3));
+    let sha = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+    assert_eq!(squash.merge_commit_sha.as_deref(), Some(sha));
+    let commit = commit::Entity::find_by_id((186853002, sha.to_owned()))
+        .one(&env.db)
+        .await
+        .expect("query")
+        .expect("the squash commit, pushed to master");
+    assert!(commit.on_default_branch);
+    assert_eq!(commit.refs, vec!["master".to_owned()]);
+    assert_eq!(commit.message_headline, "Add a feature (squashed) (#3)");
+    assert_eq!(commit.author_login.as_deref(), Some("Codertocat"));
+    assert_eq!(commit.push_position, Some(0));
+    assert!(commit.default_branch_pushed_at.is_some());
+
+    let revert = pull_request::Entity::find_by_id(279147600)
+        .one(&env.db)
+        .await
+        .expect("query")
+        .expect("revert PR");
+    assert_eq!(revert.state, "merged");
+    assert_eq!(revert.head_ref, "revert-2-changes");
+    assert!(revert.title.starts_with("Revert "));
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_review_before_its_pull_request_still_sets_the_first_review_and_bots_do_not_count() {
+    let env = Env::new().await;
+    // A bot reviews first, then a person; the pull request arrives last.
+    let mut bot = fixture_json("lifecycle/03-review_submitted.json");
+    bot["review"]["id"] = 1.into();
+    bot["review"]["user"] = serde_json::json!({"login": "lint[bot]", "id": 99, "type": "Bot"});
+    bot["review"]["submitted_at"] = "2019-05-15T15:20:35Z".into();
+    bot["review"]["state"] = "commented".into();
+    env.apply("bot-review", "pull_request_review", &bot.to_string()).await;
+    env.apply("review", "pull_request_review", &fixture("lifecycle/03-review_submitted.json"))
+        .await;
+    env.apply("opened", "pull_request", &fixture("lifecycle/01-opened.json"))
+        .await;
+
+    let pr = pull_request::Entity::find_by_id(279147437)
+        .one(&env.db)
+        .await
+        .expect("query")
+        .expect("row");
+    let at = chrono::DateTime::parse_from_rfc3339("2019-05-15T15:20:45Z").expect("time");
+    assert_eq!(pr.first_review_at, Some(at));
+    let reviews = review::Entity::find().all(&env.db).await.expect("reviews");
+    assert_eq!(reviews.len(), 2);
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn installation_events_create_suspend_and_remove_organizations_in_any_order() {
+    let env = Env::new().await;
+    let created = fixture_json("webhooks/installation/01-created.json");
+    let mut deleted = created.clone();
+    deleted["action"] = "deleted".into();
+    deleted["installation"]["updated_at"] = 1_557_940_000.into();
+    let mut removed_repo = fixture_json("webhooks/installation_repositories/00-added.json");
+    removed_repo["action"] = "removed".into();
+    removed_repo["repositories_removed"] = removed_repo["repositories_added"].clone();
+    removed_repo["repositories_added"] = serde_json::json!([]);
+    removed_repo["installation"]["updated_at"] = 1_557_935_000.into();
+    let added_repo = fixture_json("webhooks/installation_repositories/00-added.json");
+
+    // Deletion and removal arrive before creation and addition.
+    env.apply("deleted", "installation", &deleted.to_string()).await;
+    env.apply("removed", "installation_repositories", &removed_repo.to_string())
+        .await;
+    env.apply("created", "installation", &created.to_string()).await;
+    env.apply("added", "installation_repositories", &added_repo.to_string())
+        .await;
+
+    let orgs = organization::Entity::find().all(&env.db).await.expect("orgs");
+    assert_eq!(orgs.len(), 1);
+    assert_eq!(orgs[0].status, "removed", "the deletion is GitHub's newest event");
+    assert_eq!(orgs[0].installation_id, Some(957387));
+    let space = repository::Entity::find_by_id(186853007)
+        .one(&env.db)
+        .await
+        .expect("query")
+        .expect("repository Space");
+    assert!(space.removed_at >= space.installed_at, "removed after it was added");
+    env.teardown().await;
+}
