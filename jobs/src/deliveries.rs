@@ -118,19 +118,29 @@ pub async fn lock_pending<C: ConnectionTrait>(
     txn: &C,
     limit: u64,
 ) -> Result<Vec<(i64, WebhookJob)>, DbErr> {
-    let rows = txn
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // Two statements: PostgreSQL allows no FOR UPDATE under UNION.
+    let mut rows = txn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "(SELECT id, delivery_id, event FROM webhook_deliveries \
-              WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
-             UNION ALL \
-             (SELECT id, delivery_id, event FROM webhook_deliveries \
-              WHERE status = 'failed' AND next_attempt_at <= now() \
-              ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-             LIMIT $1",
-            [Value::from(i64::try_from(limit).unwrap_or(i64::MAX))],
+            "SELECT id, delivery_id, event FROM webhook_deliveries \
+             WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            [Value::from(limit)],
         ))
         .await?;
+    let room = limit - rows.len() as i64;
+    if room > 0 {
+        rows.extend(
+            txn.query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT id, delivery_id, event FROM webhook_deliveries \
+                 WHERE status = 'failed' AND next_attempt_at <= now() \
+                 ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+                [Value::from(room)],
+            ))
+            .await?,
+        );
+    }
     let mut jobs = Vec::with_capacity(rows.len());
     for row in rows {
         let id: i64 = row.try_get("", "id")?;

@@ -302,7 +302,14 @@ async fn push<C: ConnectionTrait>(
                 author_email: author.email,
                 author_login: author.username,
                 committer_login: c.committer.and_then(|p| p.username),
-                message_headline: c.message.lines().next().unwrap_or("").chars().take(300).collect(),
+                message_headline: c
+                    .message
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(300)
+                    .collect(),
                 authored_at: c.timestamp,
                 position: i32::try_from(i).unwrap_or(i32::MAX),
             }

@@ -190,8 +190,7 @@ impl Relay {
         }
         if self.stale_check_due() {
             let stale =
-                deliveries::requeue_queued(&txn, Lost::Stale(self.settings.stale_after))
-                    .await?;
+                deliveries::requeue_queued(&txn, Lost::Stale(self.settings.stale_after)).await?;
             if stale > 0 {
                 tracing::warn!(
                     requeued = stale,

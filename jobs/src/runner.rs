@@ -96,22 +96,39 @@ pub async fn run(
             "gave up after {} attempts: earlier runs never finished (worker killed or disconnected)",
             info.attempt - 1
         );
-        tracing::error!(attempt = info.attempt, "job keeps interrupting its worker; dead-lettered");
-        dead_letters::bury(db, info.row_id, job, Reason::Interrupted, &error, info.attempt - 1).await?;
+        tracing::error!(
+            attempt = info.attempt,
+            "job keeps interrupting its worker; dead-lettered"
+        );
+        dead_letters::bury(
+            db,
+            info.row_id,
+            job,
+            Reason::Interrupted,
+            &error,
+            info.attempt - 1,
+        )
+        .await?;
         return Ok(Outcome::Dead {
             reason: Reason::Interrupted,
         });
     }
     match apply(db, info.row_id).await {
         Ok(true) => Ok(Outcome::Processed {
-            latency: info
-                .queued_at
-                .and_then(|t| (Utc::now() - t).to_std().ok()),
+            latency: info.queued_at.and_then(|t| (Utc::now() - t).to_std().ok()),
         }),
         Ok(false) => Ok(Outcome::Skipped),
         Err(ProcessError::Permanent(error)) => {
             tracing::error!(attempt = info.attempt, error = %error, "permanent error; dead-lettered");
-            dead_letters::bury(db, info.row_id, job, Reason::Permanent, &error, info.attempt).await?;
+            dead_letters::bury(
+                db,
+                info.row_id,
+                job,
+                Reason::Permanent,
+                &error,
+                info.attempt,
+            )
+            .await?;
             Ok(Outcome::Dead {
                 reason: Reason::Permanent,
             })
@@ -120,8 +137,15 @@ pub async fn run(
             let error = e.to_string();
             if info.attempt >= max {
                 tracing::error!(attempt = info.attempt, error = %error, "out of attempts; dead-lettered");
-                dead_letters::bury(db, info.row_id, job, Reason::Exhausted, &error, info.attempt)
-                    .await?;
+                dead_letters::bury(
+                    db,
+                    info.row_id,
+                    job,
+                    Reason::Exhausted,
+                    &error,
+                    info.attempt,
+                )
+                .await?;
                 return Ok(Outcome::Dead {
                     reason: Reason::Exhausted,
                 });
@@ -173,7 +197,10 @@ mod tests {
             let full = Duration::from_secs(2 * 2u64.pow(attempt as u32 - 1)).min(policy.cap);
             for _ in 0..50 {
                 let d = policy.delay(attempt);
-                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} vs {full:?}");
+                assert!(
+                    d >= full / 2 && d <= full,
+                    "attempt {attempt}: {d:?} vs {full:?}"
+                );
             }
         }
     }

@@ -38,13 +38,19 @@ fn per_kind<T: FromStr>(
     };
     for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, value) = item.split_once('=').ok_or_else(|| {
-            ConfigError::new(var, format!("has {item:?}; expected jobType=value, e.g. processPush=2"))
+            ConfigError::new(
+                var,
+                format!("has {item:?}; expected jobType=value, e.g. processPush=2"),
+            )
         })?;
         let kind = JobKind::parse(name.trim()).ok_or_else(|| {
             let known: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
             ConfigError::new(
                 var,
-                format!("names unknown job type {name:?}; known: {}", known.join(", ")),
+                format!(
+                    "names unknown job type {name:?}; known: {}",
+                    known.join(", ")
+                ),
             )
         })?;
         let value: T = value
@@ -101,7 +107,9 @@ impl WorkerConfig {
             Some(raw) => Some(raw.parse().map_err(|_| {
                 ConfigError::new(
                     "WORKER_METRICS_ADDR",
-                    format!("is malformed ({raw:?}): expected host:port such as 0.0.0.0:9091, or off"),
+                    format!(
+                        "is malformed ({raw:?}): expected host:port such as 0.0.0.0:9091, or off"
+                    ),
                 )
             })?),
         };
@@ -140,12 +148,18 @@ mod tests {
     #[test]
     fn per_type_settings_parse_and_bad_ones_name_the_variable() {
         let config = WorkerConfig::from_vars(&vars(&[
-            ("WORKER_TYPE_CONCURRENCY", "processPush=2, processDeployment=4"),
+            (
+                "WORKER_TYPE_CONCURRENCY",
+                "processPush=2, processDeployment=4",
+            ),
             ("WORKER_TYPE_MAX_ATTEMPTS", "processInstallation=20"),
             ("WORKER_RETRY_BASE", "500ms"),
         ]))
         .expect("valid");
-        assert_eq!(config.concurrency_by_kind.get(&JobKind::ProcessPush), Some(&2));
+        assert_eq!(
+            config.concurrency_by_kind.get(&JobKind::ProcessPush),
+            Some(&2)
+        );
         assert_eq!(config.retry.max_attempts(JobKind::ProcessInstallation), 20);
         assert_eq!(config.retry.max_attempts(JobKind::ProcessPush), 8);
         assert_eq!(config.retry.base, Duration::from_millis(500));
@@ -156,7 +170,8 @@ mod tests {
         assert!(e.to_string().contains("processPush"), "{e}");
         let e = WorkerConfig::from_vars(&vars(&[("WORKER_MAX_ATTEMPTS", "0")])).expect_err("zero");
         assert!(e.to_string().contains("WORKER_MAX_ATTEMPTS"), "{e}");
-        let e = WorkerConfig::from_vars(&vars(&[("WORKER_METRICS_ADDR", "nine")])).expect_err("addr");
+        let e =
+            WorkerConfig::from_vars(&vars(&[("WORKER_METRICS_ADDR", "nine")])).expect_err("addr");
         assert!(e.to_string().contains("WORKER_METRICS_ADDR"), "{e}");
     }
 }

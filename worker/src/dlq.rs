@@ -8,10 +8,23 @@ use sea_orm::{DatabaseConnection, DbErr};
 /// What the operator asked for.
 #[derive(Debug, Clone)]
 pub enum DlqCommand {
-    List { queue: Option<String>, json: bool, limit: u64 },
-    Show { id: i64, json: bool },
-    Retry { selection: Selection, json: bool },
-    Purge { older_than: Duration, json: bool },
+    List {
+        queue: Option<String>,
+        json: bool,
+        limit: u64,
+    },
+    Show {
+        id: i64,
+        json: bool,
+    },
+    Retry {
+        selection: Selection,
+        json: bool,
+    },
+    Purge {
+        older_than: Duration,
+        json: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,39 +54,79 @@ pub async fn execute(
             }
         }
         DlqCommand::Show { id, json } => {
-            let detail = dead_letters::show(db, id).await?.ok_or(DlqError::NotFound(id))?;
+            let detail = dead_letters::show(db, id)
+                .await?
+                .ok_or(DlqError::NotFound(id))?;
             if json {
                 writeln!(out, "{}", to_json(&detail))?;
             } else {
                 let l = &detail.letter;
                 writeln!(out, "id:           {}", l.id)?;
                 writeln!(out, "queue:        {}", l.queue)?;
-                writeln!(out, "delivery:     {}", l.delivery_id.as_deref().unwrap_or("-"))?;
-                writeln!(out, "event:        {}{}", detail.event.as_deref().unwrap_or("-"), detail.action.as_deref().map(|a| format!(" ({a})")).unwrap_or_default())?;
-                writeln!(out, "installation: {}", detail.installation_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()))?;
-                writeln!(out, "received:     {}", detail.received_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into()))?;
+                writeln!(
+                    out,
+                    "delivery:     {}",
+                    l.delivery_id.as_deref().unwrap_or("-")
+                )?;
+                writeln!(
+                    out,
+                    "event:        {}{}",
+                    detail.event.as_deref().unwrap_or("-"),
+                    detail
+                        .action
+                        .as_deref()
+                        .map(|a| format!(" ({a})"))
+                        .unwrap_or_default()
+                )?;
+                writeln!(
+                    out,
+                    "installation: {}",
+                    detail
+                        .installation_id
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "-".into())
+                )?;
+                writeln!(
+                    out,
+                    "received:     {}",
+                    detail
+                        .received_at
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "-".into())
+                )?;
                 writeln!(out, "dead since:   {}", l.dead_at.to_rfc3339())?;
                 writeln!(out, "reason:       {}", l.reason)?;
                 writeln!(out, "attempts:     {}", l.attempts)?;
-                writeln!(out, "retried:      {}", detail.retried_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "no".into()))?;
+                writeln!(
+                    out,
+                    "retried:      {}",
+                    detail
+                        .retried_at
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "no".into())
+                )?;
                 writeln!(out, "error:        {}", l.error)?;
                 writeln!(out, "job:          {}", detail.job)?;
             }
         }
         DlqCommand::Retry { selection, json } => {
             let ids = dead_letters::retry(db, &selection).await?;
-            if let Selection::One(id) = selection {
-                if ids.is_empty() {
-                    return Err(match dead_letters::show(db, id).await? {
-                        Some(_) => DlqError::NotOpen(id),
-                        None => DlqError::NotFound(id),
-                    });
-                }
+            if let Selection::One(id) = selection
+                && ids.is_empty()
+            {
+                return Err(match dead_letters::show(db, id).await? {
+                    Some(_) => DlqError::NotOpen(id),
+                    None => DlqError::NotFound(id),
+                });
             }
             if json {
                 writeln!(out, "{}", serde_json::json!({ "retried": ids }))?;
             } else {
-                writeln!(out, "re-driven {} dead letter(s); their deliveries are pending again with a fresh attempt budget", ids.len())?;
+                writeln!(
+                    out,
+                    "re-driven {} dead letter(s); their deliveries are pending again with a fresh attempt budget",
+                    ids.len()
+                )?;
             }
         }
         DlqCommand::Purge { older_than, json } => {
@@ -96,7 +149,11 @@ fn print_table(letters: &[DeadLetter], out: &mut impl Write) -> std::io::Result<
     if letters.is_empty() {
         return writeln!(out, "no open dead letters");
     }
-    writeln!(out, "{:>8}  {:<20}  {:<38}  {:<11}  {:>8}  {:<20}  error", "id", "queue", "delivery", "reason", "attempts", "dead since")?;
+    writeln!(
+        out,
+        "{:>8}  {:<20}  {:<38}  {:<11}  {:>8}  {:<20}  error",
+        "id", "queue", "delivery", "reason", "attempts", "dead since"
+    )?;
     for l in letters {
         let mut error: String = l.error.chars().take(80).collect();
         if l.error.chars().count() > 80 {

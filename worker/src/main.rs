@@ -83,10 +83,12 @@ struct Format {
 }
 
 fn parse_queue(raw: &str) -> Result<String, String> {
-    JobKind::parse(raw).map(|k| k.as_str().to_owned()).ok_or_else(|| {
-        let known: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
-        format!("unknown queue {raw:?}; known: {}", known.join(", "))
-    })
+    JobKind::parse(raw)
+        .map(|k| k.as_str().to_owned())
+        .ok_or_else(|| {
+            let known: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!("unknown queue {raw:?}; known: {}", known.join(", "))
+        })
 }
 
 fn parse_age(raw: &str) -> Result<std::time::Duration, String> {
@@ -141,7 +143,11 @@ async fn dead_letters(command: Dlq) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let db = connect::database_at(&url, 2).await?;
     let command = match command {
-        Dlq::List { queue, limit, format } => DlqCommand::List {
+        Dlq::List {
+            queue,
+            limit,
+            format,
+        } => DlqCommand::List {
             queue,
             json: format.json,
             limit,

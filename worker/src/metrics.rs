@@ -63,11 +63,7 @@ impl Metrics {
             enqueue_to_done.clone(),
         );
         let queue_depth = Gauge::default();
-        registry.register(
-            "queue_depth",
-            "Jobs waiting in Redis",
-            queue_depth.clone(),
-        );
+        registry.register("queue_depth", "Jobs waiting in Redis", queue_depth.clone());
         let pending = Gauge::default();
         registry.register(
             "pending_deliveries",
@@ -117,7 +113,8 @@ impl Metrics {
     /// Refreshes the gauges read from Redis and PostgreSQL.
     async fn refresh(&self, db: &DatabaseConnection, queue: &Queue) {
         if let Ok(depth) = queue.depth().await {
-            self.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+            self.queue_depth
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
         }
         if let Ok(pending) = deliveries::count_pending(db).await {
             self.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
@@ -125,7 +122,9 @@ impl Metrics {
         if let Ok(depths) = dead_letters::depth_by_queue(db).await {
             self.dead_letters.clear();
             for (queue, n) in depths {
-                self.dead_letters.get_or_create(&QueueLabel { queue }).set(n);
+                self.dead_letters
+                    .get_or_create(&QueueLabel { queue })
+                    .set(n);
             }
         }
     }

@@ -17,7 +17,6 @@ pub use jobs::testing::TestDb;
 pub use jobs::testing::{RedisServer, eventually, free_port};
 use jobs::testing::{delete_namespace, redis_url as shared_redis_url};
 
-
 /// How to configure a spawned app.
 pub struct AppOptions {
     /// Appended to the test database's URL, e.g. `sslmode=require`.
@@ -44,6 +43,8 @@ impl Default for AppOptions {
 /// A running API with its own database and queue namespace.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The Redis this app's queue lives in.
+    pub redis_url: String,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     pub queue: Queue,
@@ -95,6 +96,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     );
     TestApp {
         addr,
+        redis_url: options.redis_url.clone(),
         client: reqwest::Client::new(),
         db,
         queue,
@@ -196,6 +198,19 @@ impl TestApp {
     }
 
     /// The name of the app's database.
+    /// The environment of a worker sharing this app's database and queue.
+    pub fn worker_vars(&self) -> Vec<(String, String)> {
+        [
+            ("DATABASE_URL", self.test_db.url.clone()),
+            ("REDIS_URL", self.redis_url.clone()),
+            ("QUEUE_NAMESPACE", self.queue.namespace().to_owned()),
+            ("WORKER_METRICS_ADDR", "off".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
     pub fn database_name(&self) -> &str {
         &self.test_db.name
     }
@@ -233,4 +248,3 @@ pub async fn expect_json(response: reqwest::Response, status: u16) -> serde_json
     assert_eq!(response.status(), status);
     response.json().await.expect("a JSON body")
 }
-

@@ -1,6 +1,7 @@
 //! Integration tests of the API against real PostgreSQL and Redis (one binary, many modules).
 
 mod burst;
+mod end_to_end;
 mod fixtures;
 mod helpers;
 mod ingest;

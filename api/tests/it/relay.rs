@@ -58,17 +58,23 @@ async fn a_queued_delivery_never_tried_for_ten_minutes_is_handed_over_again() {
 }
 
 #[tokio::test]
-async fn a_delivery_a_worker_already_tried_is_not_handed_over_again() {
+async fn a_delivery_tried_recently_stays_queued_and_one_untouched_too_long_is_handed_over_again() {
     let app = spawn_app().await;
-    let delivery = Delivery::json("push", r#"{"ref":"refs/heads/main"}"#);
-    assert_eq!(app.post(&delivery).await.status(), 202);
-    app.db
-        .execute_unprepared(
-            "UPDATE webhook_deliveries SET queued_at = now() - interval '20 minutes', \
-             attempts = 1, last_attempt_at = now() - interval '15 minutes'",
-        )
-        .await
-        .expect("age the row");
+    let recent = Delivery::json("push", r#"{"ref":"refs/heads/main"}"#);
+    let forgotten = Delivery::json("push", r#"{"ref":"refs/heads/main"}"#);
+    assert_eq!(app.post(&recent).await.status(), 202);
+    assert_eq!(app.post(&forgotten).await.status(), 202);
+    // Both were queued 20 minutes ago; a worker tried one a minute ago, the other 15 minutes
+    // ago (its job was then lost: apalis gives up on a job after 25 failed runs).
+    for (id, tried) in [(&recent.id, "1 minute"), (&forgotten.id, "15 minutes")] {
+        app.db
+            .execute_unprepared(&format!(
+                "UPDATE webhook_deliveries SET queued_at = now() - interval '20 minutes', \
+                 attempts = 1, last_attempt_at = now() - interval '{tried}' WHERE delivery_id = '{id}'"
+            ))
+            .await
+            .expect("age the row");
+    }
     let jobs_before = app.jobs_in_redis().await.len();
 
     let relay = jobs::relay::Relay::new(
@@ -82,10 +88,17 @@ async fn a_delivery_a_worker_already_tried_is_not_handed_over_again() {
     })
     .await;
 
-    assert_eq!(app.jobs_in_redis().await.len(), jobs_before);
-    assert_eq!(
-        app.row(&delivery.id).await.expect("kept").status,
-        DeliveryStatus::Queued
-    );
+    let jobs = app.jobs_in_redis().await;
+    assert_eq!(jobs.len(), jobs_before + 1);
+    let count = |id: &str| {
+        jobs.iter()
+            .filter(|j| j.delivery_id().as_str() == id)
+            .count()
+    };
+    assert_eq!(count(&forgotten.id), 2, "handed over a second time");
+    assert_eq!(count(&recent.id), 1);
+    let recent_row = app.row(&recent.id).await.expect("kept");
+    assert_eq!(recent_row.status, DeliveryStatus::Queued);
+    assert_eq!(recent_row.attempts, 1);
     app.stop().await;
 }

@@ -27,7 +27,8 @@ pub const STATES: [&str; 5] = [
     "dismissed",
 ];
 
-const RANK: &str = "array_position(ARRAY['pending','commented','changes_requested','approved','dismissed'], ";
+const RANK: &str =
+    "array_position(ARRAY['pending','commented','changes_requested','approved','dismissed'], ";
 
 pub async fn upsert<C: ConnectionTrait>(
     db: &C,

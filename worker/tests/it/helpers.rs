@@ -7,8 +7,10 @@ use std::{
     time::Duration,
 };
 
+use entities::DeliveryStatus;
 use jobs::{
     DeliveryId, JobKind, Queue, WebhookJob,
+    deliveries::{self, NewDelivery},
     runner::{self, Outcome, RetryPolicy},
     runtime::{config::Vars, connect},
     testing::{TestDb, delete_namespace, redis_url},
@@ -37,6 +39,7 @@ pub fn fixture_json(path: &str) -> serde_json::Value {
 
 pub struct Env {
     pub db: DatabaseConnection,
+    ingest: deadpool_postgres::Pool,
     pub test_db: TestDb,
     pub namespace: String,
     pub redis_url: String,
@@ -55,8 +58,14 @@ impl Env {
             .expect("test db");
         Migrator::up(&db, None).await.expect("migrate");
         let namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let common = jobs::runtime::config::CommonConfig::from_vars(&Vars::from_pairs([
+            ("DATABASE_URL", test_db.url.as_str()),
+            ("REDIS_URL", redis_url.as_str()),
+        ]))
+        .expect("config");
         let env = Self {
             db,
+            ingest: connect::ingest_pool(&common, 4).await.expect("ingest pool"),
             test_db,
             queue: Queue::new(
                 connect::redis_at(&redis_url).expect("redis url"),
@@ -99,7 +108,9 @@ impl Env {
 
     /// Starts a worker in this process; stop it with [`RunningWorker::stop`].
     pub async fn start_worker(&self, extra: &[(&str, &str)]) -> RunningWorker {
-        let worker = Worker::build(self.config(extra)).await.expect("worker builds");
+        let worker = Worker::build(self.config(extra))
+            .await
+            .expect("worker builds");
         let metrics_addr = worker.metrics_addr();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(worker.run(shutdown.clone()));
@@ -138,17 +149,30 @@ impl Env {
         )
     }
 
-    /// Stores a delivery as the API would.
+    /// Stores a delivery as the API does (same statement, same driver: sqlx would stall ~40 ms
+    /// on every large payload, see ARCHITECTURE.md).
     pub async fn insert(&self, id: &str, event: &str, payload: &str, status: &str) {
-        self.db
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "INSERT INTO webhook_deliveries (delivery_id, event, payload, status, queued_at) \
-                 VALUES ($1, $2, $3::jsonb, $4, CASE WHEN $4 = 'queued' THEN now() END)",
-                [id.into(), event.into(), payload.into(), status.into()],
-            ))
+        let status = match status {
+            "pending" => DeliveryStatus::Pending,
+            "queued" => DeliveryStatus::Queued,
+            "processed" => DeliveryStatus::Processed,
+            "ignored" => DeliveryStatus::Ignored,
+            other => panic!("insert with status {other}"),
+        };
+        let delivery = NewDelivery {
+            delivery_id: DeliveryId::parse(id).expect("delivery id"),
+            event: jobs::EventName::parse(event).expect("event"),
+            action: None,
+            installation_id: None,
+            repository_id: None,
+            hook_id: None,
+            payload_json: payload.to_owned(),
+        };
+        let client = self.ingest.get().await.expect("ingest connection");
+        let stored = deliveries::insert_many(&client, &[delivery], &[status])
             .await
             .expect("insert delivery");
+        assert_eq!(stored, vec![true], "{id} stored");
     }
 
     /// Runs the job of a stored delivery once, in this process, as a worker would.

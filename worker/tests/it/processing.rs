@@ -23,7 +23,8 @@ const PROCESSED_EVENTS: [&str; 10] = [
 #[tokio::test]
 async fn every_example_payload_of_a_processed_event_applies() {
     let env = Env::new().await;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/tests/fixtures/webhooks");
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/tests/fixtures/webhooks");
     let mut applied = 0;
     for event in PROCESSED_EVENTS {
         let mut files: Vec<_> = std::fs::read_dir(root.join(event))
@@ -47,9 +48,15 @@ async fn every_example_payload_of_a_processed_event_applies() {
         .expect("query")
         .expect("the example pull request");
     assert_eq!(pr.number, 2);
-    assert_eq!(pr.state, "closed", "the newest example snapshot is the close");
+    assert_eq!(
+        pr.state, "closed",
+        "the newest example snapshot is the close"
+    );
     assert_eq!(pr.base_ref, "master");
-    assert!(pr.first_review_at.is_none(), "the examples' only reviewer is the author");
+    assert!(
+        pr.first_review_at.is_none(),
+        "the examples' only reviewer is the author"
+    );
     let deployment = deployment::Entity::find_by_id(145988746)
         .one(&env.db)
         .await
@@ -63,13 +70,25 @@ async fn every_example_payload_of_a_processed_event_applies() {
         .expect("query")
         .expect("the example repository");
     assert_eq!(repo.default_branch.as_deref(), Some("master"));
-    let orgs = organization::Entity::find().all(&env.db).await.expect("orgs");
-    assert!(orgs.iter().any(|o| o.github_login.as_deref() == Some("Codertocat")));
+    let orgs = organization::Entity::find()
+        .all(&env.db)
+        .await
+        .expect("orgs");
+    assert!(
+        orgs.iter()
+            .any(|o| o.github_login.as_deref() == Some("Codertocat"))
+    );
     let bots = env
-        .number("SELECT count(*) AS n FROM github_users WHERE is_bot", vec![])
+        .number(
+            "SELECT count(*) AS n FROM github_users WHERE is_bot",
+            vec![],
+        )
         .await;
     let people = env
-        .number("SELECT count(*) AS n FROM github_users WHERE NOT is_bot", vec![])
+        .number(
+            "SELECT count(*) AS n FROM github_users WHERE NOT is_bot",
+            vec![],
+        )
         .await;
     assert!(people > 0 && bots >= 0);
     let dead = env.count_status("dead").await;
@@ -146,14 +165,15 @@ async fn a_pull_request_life_cycle_applied_in_every_order_gives_one_final_row() 
     assert_eq!(rows.len(), 120);
 
     let first = &rows[0];
-    let at = |s: &str| {
-        chrono::DateTime::parse_from_rfc3339(s).expect("time")
-    };
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).expect("time");
     assert_eq!(first.state, "merged");
     assert_eq!(first.head_sha, "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678");
     assert_eq!(first.commits_count, Some(2));
     assert_eq!(first.additions, Some(3));
-    assert_eq!(first.merge_commit_sha.as_deref(), Some("f00dfeedf00dfeedf00dfeedf00dfeedf00dfeed"));
+    assert_eq!(
+        first.merge_commit_sha.as_deref(),
+        Some("f00dfeedf00dfeedf00dfeedf00dfeedf00dfeed")
+    );
     assert_eq!(first.merged_by_id, Some(583231));
     assert_eq!(first.author_id, Some(21031067));
     assert_eq!(first.created_at, at("2019-05-15T15:20:33Z"));
@@ -182,12 +202,19 @@ async fn duplicates_and_older_snapshots_change_nothing() {
         .expect("row");
 
     // The same delivery's job again: the delivery is processed, so nothing runs.
-    assert_eq!(env.run_job("merged", "pull_request").await, Outcome::Skipped);
+    assert_eq!(
+        env.run_job("merged", "pull_request").await,
+        Outcome::Skipped
+    );
     assert_eq!(env.delivery("merged").await.attempts, 1);
     // The same content under another delivery id, and an older snapshot arriving late.
     env.apply("merged-again", "pull_request", &merged).await;
-    env.apply("opened-late", "pull_request", &fixture("lifecycle/01-opened.json"))
-        .await;
+    env.apply(
+        "opened-late",
+        "pull_request",
+        &fixture("lifecycle/01-opened.json"),
+    )
+    .await;
     let after = pull_request::Entity::find_by_id(279147437)
         .one(&env.db)
         .await
@@ -200,12 +227,24 @@ async fn duplicates_and_older_snapshots_change_nothing() {
 #[tokio::test]
 async fn squash_merges_and_reverts_are_recorded_with_their_commits() {
     let env = Env::new().await;
-    env.apply("squash", "pull_request", &fixture("lifecycle/10-squash_merged.json"))
-        .await;
-    env.apply("squash-push", "push", &fixture("lifecycle/11-push_squash.json"))
-        .await;
-    env.apply("revert", "pull_request", &fixture("lifecycle/12-reverted.json"))
-        .await;
+    env.apply(
+        "squash",
+        "pull_request",
+        &fixture("lifecycle/10-squash_merged.json"),
+    )
+    .await;
+    env.apply(
+        "squash-push",
+        "push",
+        &fixture("lifecycle/11-push_squash.json"),
+    )
+    .await;
+    env.apply(
+        "revert",
+        "pull_request",
+        &fixture("lifecycle/12-reverted.json"),
+    )
+    .await;
 
     let squash = pull_request::Entity::find_by_id(279147500)
         .one(&env.db)
@@ -248,11 +287,20 @@ async fn a_review_before_its_pull_request_still_sets_the_first_review_and_bots_d
     bot["review"]["user"] = serde_json::json!({"login": "lint[bot]", "id": 99, "type": "Bot"});
     bot["review"]["submitted_at"] = "2019-05-15T15:20:35Z".into();
     bot["review"]["state"] = "commented".into();
-    env.apply("bot-review", "pull_request_review", &bot.to_string()).await;
-    env.apply("review", "pull_request_review", &fixture("lifecycle/03-review_submitted.json"))
+    env.apply("bot-review", "pull_request_review", &bot.to_string())
         .await;
-    env.apply("opened", "pull_request", &fixture("lifecycle/01-opened.json"))
-        .await;
+    env.apply(
+        "review",
+        "pull_request_review",
+        &fixture("lifecycle/03-review_submitted.json"),
+    )
+    .await;
+    env.apply(
+        "opened",
+        "pull_request",
+        &fixture("lifecycle/01-opened.json"),
+    )
+    .await;
 
     let pr = pull_request::Entity::find_by_id(279147437)
         .one(&env.db)
@@ -281,22 +329,41 @@ async fn installation_events_create_suspend_and_remove_organizations_in_any_orde
     let added_repo = fixture_json("webhooks/installation_repositories/00-added.json");
 
     // Deletion and removal arrive before creation and addition.
-    env.apply("deleted", "installation", &deleted.to_string()).await;
-    env.apply("removed", "installation_repositories", &removed_repo.to_string())
+    env.apply("deleted", "installation", &deleted.to_string())
         .await;
-    env.apply("created", "installation", &created.to_string()).await;
-    env.apply("added", "installation_repositories", &added_repo.to_string())
+    env.apply(
+        "removed",
+        "installation_repositories",
+        &removed_repo.to_string(),
+    )
+    .await;
+    env.apply("created", "installation", &created.to_string())
         .await;
+    env.apply(
+        "added",
+        "installation_repositories",
+        &added_repo.to_string(),
+    )
+    .await;
 
-    let orgs = organization::Entity::find().all(&env.db).await.expect("orgs");
+    let orgs = organization::Entity::find()
+        .all(&env.db)
+        .await
+        .expect("orgs");
     assert_eq!(orgs.len(), 1);
-    assert_eq!(orgs[0].status, "removed", "the deletion is GitHub's newest event");
+    assert_eq!(
+        orgs[0].status, "removed",
+        "the deletion is GitHub's newest event"
+    );
     assert_eq!(orgs[0].installation_id, Some(957387));
     let space = repository::Entity::find_by_id(186853007)
         .one(&env.db)
         .await
         .expect("query")
         .expect("repository Space");
-    assert!(space.removed_at >= space.installed_at, "removed after it was added");
+    assert!(
+        space.removed_at >= space.installed_at,
+        "removed after it was added"
+    );
     env.teardown().await;
 }

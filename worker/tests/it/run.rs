@@ -47,11 +47,18 @@ async fn a_job_that_arrives_before_its_row_is_committed_runs_once_the_row_exists
 
     // The worker finds no row and lets apalis retry; the row appears a moment later.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    env.insert("late-1", "push", &fixture("lifecycle/11-push_squash.json"), "queued")
-        .await;
-    eventually(Duration::from_secs(20), "the late job is processed", || async {
-        env.status("late-1").await == "processed"
-    })
+    env.insert(
+        "late-1",
+        "push",
+        &fixture("lifecycle/11-push_squash.json"),
+        "queued",
+    )
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "the late job is processed",
+        || async { env.status("late-1").await == "processed" },
+    )
     .await;
     worker.stop().await;
     env.teardown().await;
