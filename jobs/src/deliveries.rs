@@ -254,41 +254,68 @@ pub struct AttemptInfo {
     pub queued_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// Counts an attempt before a worker runs a job, so a run that crashes its process still counts.
+/// Counts an attempt for each delivery before a worker runs its job, so a run that crashes its
+/// process still counts. One statement for the whole batch; ids may repeat (counted once).
+pub async fn record_attempts(
+    db: &DatabaseConnection,
+    delivery_ids: &[&DeliveryId],
+) -> Result<std::collections::HashMap<String, Attempt>, DbErr> {
+    let ids: Vec<&str> = delivery_ids.iter().map(|d| d.as_str()).collect();
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE webhook_deliveries \
+             SET attempts = attempts + 1, last_attempt_at = now(), updated_at = now() \
+             WHERE delivery_id IN (SELECT jsonb_array_elements_text($1::jsonb)) \
+               AND status IN ('pending', 'queued', 'failed') \
+             RETURNING id, delivery_id, attempts, queued_at",
+            [Value::from(serde_json::json!(ids))],
+        ))
+        .await?;
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for row in rows {
+        found.insert(
+            row.try_get::<String>("", "delivery_id")?,
+            Attempt::Run(AttemptInfo {
+                row_id: row.try_get("", "id")?,
+                attempt: row.try_get("", "attempts")?,
+                queued_at: row.try_get("", "queued_at")?,
+            }),
+        );
+    }
+    let missing: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| !found.contains_key(*id))
+        .collect();
+    if !missing.is_empty() {
+        let rows = db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT delivery_id FROM webhook_deliveries \
+                 WHERE delivery_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+                [Value::from(serde_json::json!(missing))],
+            ))
+            .await?;
+        for row in rows {
+            found.insert(row.try_get::<String>("", "delivery_id")?, Attempt::Finished);
+        }
+        for id in missing {
+            found.entry(id.to_owned()).or_insert(Attempt::NotVisible);
+        }
+    }
+    Ok(found)
+}
+
+/// [`record_attempts`] for one delivery.
 pub async fn record_attempt(
     db: &DatabaseConnection,
     delivery_id: &DeliveryId,
 ) -> Result<Attempt, DbErr> {
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE webhook_deliveries \
-             SET attempts = attempts + 1, last_attempt_at = now(), updated_at = now() \
-             WHERE delivery_id = $1 AND status IN ('pending', 'queued', 'failed') \
-             RETURNING id, attempts, queued_at",
-            [Value::from(delivery_id.as_str())],
-        ))
-        .await?;
-    if let Some(row) = row {
-        return Ok(Attempt::Run(AttemptInfo {
-            row_id: row.try_get("", "id")?,
-            attempt: row.try_get("", "attempts")?,
-            queued_at: row.try_get("", "queued_at")?,
-        }));
-    }
-    let exists = db
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT 1 AS one FROM webhook_deliveries WHERE delivery_id = $1",
-            [Value::from(delivery_id.as_str())],
-        ))
+    Ok(record_attempts(db, &[delivery_id])
         .await?
-        .is_some();
-    Ok(if exists {
-        Attempt::Finished
-    } else {
-        Attempt::NotVisible
-    })
+        .remove(delivery_id.as_str())
+        .unwrap_or(Attempt::NotVisible))
 }
 
 /// A delivery locked for processing by [`lock_for_processing`].
@@ -323,6 +350,51 @@ pub async fn lock_for_processing<C: ConnectionTrait>(
         })
     })
     .transpose()
+}
+
+/// Locks and loads several deliveries (in id order, so concurrent batches lock alike).
+pub async fn lock_many_for_processing<C: ConnectionTrait>(
+    txn: &C,
+    row_ids: &[i64],
+) -> Result<Vec<(i64, Locked)>, DbErr> {
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id, status, event, payload::text AS payload, received_at \
+             FROM webhook_deliveries \
+             WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::int8) ORDER BY id FOR UPDATE",
+            [Value::from(serde_json::json!(row_ids))],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "id")?,
+                Locked {
+                    status: row.try_get("", "status")?,
+                    event: row.try_get("", "event")?,
+                    payload: row.try_get("", "payload")?,
+                    received_at: row.try_get("", "received_at")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Marks deliveries processed, in the transaction that wrote their rows.
+pub async fn mark_many_processed<C: ConnectionTrait>(txn: &C, row_ids: &[i64]) -> Result<(), DbErr> {
+    if row_ids.is_empty() {
+        return Ok(());
+    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE webhook_deliveries SET status = 'processed', processed_at = now(), \
+            next_attempt_at = NULL, last_error = NULL, updated_at = now() \
+         WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::int8)",
+        [Value::from(serde_json::json!(row_ids))],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Marks a delivery processed, in the transaction that wrote its rows.

@@ -1,5 +1,6 @@
-//! Turns one stored delivery into domain rows: parse the payload into typed structs (the edge),
-//! map it to the writers' records, apply them in the caller's transaction.
+//! Turns one stored delivery into domain rows, in two steps: [`parse`] the payload into the
+//! writers' records (the edge: a payload that does not fit is a permanent error, before anything
+//! is written), then [`write`] them in the caller's transaction.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
@@ -7,13 +8,14 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     domain::{
+        cache::Session,
         commits::{self, Push, PushedCommit},
         deployments::{self, DeploymentSnapshot, StatusFact},
         organizations::{self, AccountRef, InstallationState},
         pull_requests::{self, PrState, PullRequestSnapshot},
         repositories::{self, Member, Membership, RepositorySnapshot},
         reviews::{self, ReviewFact},
-        users::{self, GithubUser},
+        users::GithubUser,
         workflow_runs::{self, RunKind, RunSnapshot},
     },
     github::{self, Account, Envelope},
@@ -39,15 +41,40 @@ pub struct DeliveryInput<'a> {
     pub received_at: DateTime<Utc>,
 }
 
-/// What the delivery changed, for logs and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    Applied,
-    /// A shape the platform has nothing to record for (a tag push, a deleted branch…).
-    NothingToDo,
+/// A delivery parsed into the records the writers take.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    /// An event about one repository.
+    Repository {
+        account: AccountRef,
+        repository: RepositorySnapshot,
+        /// Everyone the event names (sender, author, reviewer…), written before `item`.
+        people: Vec<GithubUser>,
+        item: Item,
+    },
+    /// `installation` / `installation_repositories`.
+    Installation {
+        account: AccountRef,
+        installation_id: i64,
+        state: Option<InstallationState>,
+        at: DateTime<Utc>,
+        membership: Vec<(Vec<Member>, Membership)>,
+        people: Vec<GithubUser>,
+    },
 }
 
-fn parse<T: DeserializeOwned>(event: &str, payload: &str) -> Result<T, ProcessError> {
+#[derive(Debug, Clone)]
+pub enum Item {
+    PullRequest(PullRequestSnapshot),
+    Review(ReviewFact),
+    Push(Push),
+    Deployment(DeploymentSnapshot, Option<StatusFact>),
+    Run(RunSnapshot),
+    /// A shape the platform has nothing to record for (a tag push, a deleted branch…).
+    Nothing,
+}
+
+fn from_json<T: DeserializeOwned>(event: &str, payload: &str) -> Result<T, ProcessError> {
     serde_json::from_str(payload)
         .map_err(|e| ProcessError::Permanent(format!("{event} payload does not parse: {e}")))
 }
@@ -64,24 +91,96 @@ fn user(account: &Account) -> GithubUser {
     }
 }
 
-/// Applies a delivery of a processed event inside `db` (a transaction).
-pub async fn apply<C: ConnectionTrait>(
-    db: &C,
-    input: DeliveryInput<'_>,
-) -> Result<Applied, ProcessError> {
+/// Parses a delivery of a processed event. Only `Permanent` errors come out of here.
+pub fn parse(input: DeliveryInput<'_>) -> Result<Parsed, ProcessError> {
     match input.event {
-        "installation" => installation(db, input).await,
-        "installation_repositories" => installation_repositories(db, input).await,
-        _ => repository_event(db, input).await,
+        "installation" => installation(input),
+        "installation_repositories" => installation_repositories(input),
+        _ => repository_event(input),
     }
 }
 
-/// Events about one repository: resolve organization and repository, then the event's rows.
-async fn repository_event<C: ConnectionTrait>(
-    db: &C,
+/// Applies a delivery in `db` (a transaction): parse, then write.
+pub async fn apply<C: ConnectionTrait>(
+    session: &mut Session<'_, C>,
     input: DeliveryInput<'_>,
-) -> Result<Applied, ProcessError> {
-    let envelope: Envelope = parse(input.event, input.payload)?;
+) -> Result<(), ProcessError> {
+    let parsed = parse(input)?;
+    write(session, &parsed).await?;
+    Ok(())
+}
+
+/// Writes parsed records: organization, repository and people first (review times exclude
+/// bots, so reviewers must be known), then the event's own rows.
+pub async fn write<C: ConnectionTrait>(
+    session: &mut Session<'_, C>,
+    parsed: &Parsed,
+) -> Result<(), DbErr> {
+    match parsed {
+        Parsed::Repository {
+            account,
+            repository,
+            people,
+            item,
+        } => {
+            let org = session.organization(account).await?;
+            session.repository(org, repository).await?;
+            session.users(org, people).await?;
+            let db = session.db();
+            match item {
+                Item::PullRequest(pr) => pull_requests::upsert(db, org, pr).await?,
+                Item::Review(review) => reviews::upsert(db, org, review).await?,
+                Item::Push(push) => commits::record_push(db, org, push).await?,
+                Item::Deployment(deployment, status) => {
+                    deployments::upsert(db, org, deployment).await?;
+                    if let Some(status) = status {
+                        deployments::record_status(db, org, status).await?;
+                    }
+                }
+                Item::Run(run) => workflow_runs::upsert(db, org, run).await?,
+                Item::Nothing => {}
+            }
+        }
+        Parsed::Installation {
+            account,
+            installation_id,
+            state,
+            at,
+            membership,
+            people,
+        } => {
+            let org = session.organization(account).await?;
+            let db = session.db();
+            if let Some(state) = state {
+                organizations::set_installation_state(db, org, *installation_id, *state, *at)
+                    .await?;
+            }
+            for (members, side) in membership {
+                repositories::set_membership(db, org, members, *side, *at).await?;
+            }
+            session.users(org, people).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The order batches write in: by table, then by row key, so two batches touching the same rows
+/// take their locks in the same order (no deadlocks between concurrent batches).
+pub fn lock_order(parsed: &Parsed) -> (u8, i64) {
+    match parsed {
+        Parsed::Installation { account, .. } => (0, account.account_id),
+        Parsed::Repository { item, repository, .. } => match item {
+            Item::PullRequest(pr) => (1, pr.github_id),
+            Item::Review(review) => (2, review.pull_request_id),
+            Item::Push(_) | Item::Nothing => (3, repository.github_id),
+            Item::Deployment(deployment, _) => (4, deployment.github_id),
+            Item::Run(run) => (5, run.github_id),
+        },
+    }
+}
+
+fn repository_event(input: DeliveryInput<'_>) -> Result<Parsed, ProcessError> {
+    let envelope: Envelope = from_json(input.event, input.payload)?;
     let repo = envelope.repository.as_ref().ok_or_else(|| {
         ProcessError::Permanent(format!("{} payload has no repository", input.event))
     })?;
@@ -90,21 +189,29 @@ async fn repository_event<C: ConnectionTrait>(
         .as_ref()
         .or(envelope.organization.as_ref())
         .ok_or_else(|| ProcessError::Permanent("repository has no owner".to_owned()))?;
-    let organization_id = organizations::ensure(
-        db,
-        &AccountRef {
+    let mut people: Vec<GithubUser> = envelope.sender.iter().map(user).collect();
+    let item = match input.event {
+        "pull_request" => pull_request(input, repo.id, &mut people)?,
+        "pull_request_review" => review(input, repo.id, &mut people)?,
+        "pull_request_review_comment" => review_comment(input, repo.id, &mut people)?,
+        "push" => push(input, repo)?,
+        "deployment" | "deployment_status" => deployment(input, repo.id, &mut people)?,
+        "workflow_run" => workflow_run(input, repo.id)?,
+        "check_suite" => check_suite(input, repo.id)?,
+        other => {
+            return Err(ProcessError::Permanent(format!(
+                "no processor for event {other:?}"
+            )));
+        }
+    };
+    Ok(Parsed::Repository {
+        account: AccountRef {
             account_id: owner.id,
             login: owner.login.clone(),
             account_type: owner.account_type.clone(),
             installation_id: envelope.installation.as_ref().map(|i| i.id),
         },
-    )
-    .await?;
-    let repository_id = repo.id;
-    repositories::upsert(
-        db,
-        organization_id,
-        &RepositorySnapshot {
+        repository: RepositorySnapshot {
             github_id: repo.id,
             name: repo.name.clone(),
             full_name: repo.full_name.clone(),
@@ -113,45 +220,17 @@ async fn repository_event<C: ConnectionTrait>(
             default_branch: repo.default_branch.clone(),
             updated_at: repo.updated_at,
         },
-    )
-    .await?;
-    let mut people: Vec<GithubUser> = envelope.sender.iter().map(user).collect();
-    let ctx = Ctx {
-        organization_id,
-        repository_id,
-        default_branch: repo.default_branch.clone(),
-    };
-    let applied = match input.event {
-        "pull_request" => pull_request(db, &ctx, input, &mut people).await?,
-        "pull_request_review" => review(db, &ctx, input, &mut people).await?,
-        "pull_request_review_comment" => review_comment(db, &ctx, input, &mut people).await?,
-        "push" => push(db, &ctx, input).await?,
-        "deployment" | "deployment_status" => deployment(db, &ctx, input, &mut people).await?,
-        "workflow_run" => workflow_run(db, &ctx, input).await?,
-        "check_suite" => check_suite(db, &ctx, input).await?,
-        other => {
-            return Err(ProcessError::Permanent(format!(
-                "no processor for event {other:?}"
-            )));
-        }
-    };
-    users::upsert(db, organization_id, people).await?;
-    Ok(applied)
+        people,
+        item,
+    })
 }
 
-struct Ctx {
-    organization_id: i64,
-    repository_id: i64,
-    default_branch: Option<String>,
-}
-
-async fn pull_request<C: ConnectionTrait>(
-    db: &C,
-    ctx: &Ctx,
+fn pull_request(
     input: DeliveryInput<'_>,
+    repository_id: i64,
     people: &mut Vec<GithubUser>,
-) -> Result<Applied, ProcessError> {
-    let event: github::PullRequestEvent = parse(input.event, input.payload)?;
+) -> Result<Item, ProcessError> {
+    let event: github::PullRequestEvent = from_json(input.event, input.payload)?;
     let pr = event.pull_request;
     let state = if pr.merged_at.is_some() || pr.merged == Some(true) {
         PrState::Merged
@@ -168,44 +247,37 @@ async fn pull_request<C: ConnectionTrait>(
     };
     people.extend(pr.user.iter().map(user));
     people.extend(pr.merged_by.iter().map(user));
-    pull_requests::upsert(
-        db,
-        ctx.organization_id,
-        &PullRequestSnapshot {
-            github_id: pr.id,
-            repository_id: ctx.repository_id,
-            number: pr.number,
-            author_id: pr.user.as_ref().map(|u| u.id),
-            title: pr.title,
-            state,
-            draft: pr.draft,
-            created_at: pr.created_at,
-            ready_for_review_at: (event.action == "ready_for_review").then_some(pr.updated_at),
-            merged_at: pr.merged_at,
-            closed_at: pr.closed_at,
-            merged_by_id: pr.merged_by.as_ref().map(|u| u.id),
-            merge_commit_sha: pr.merge_commit_sha,
-            head_sha: pr.head.sha,
-            head_ref: pr.head.git_ref,
-            base_ref: pr.base.git_ref,
-            additions: pr.additions,
-            deletions: pr.deletions,
-            changed_files: pr.changed_files,
-            commits_count: pr.commits,
-            updated_at: pr.updated_at,
-        },
-    )
-    .await?;
-    Ok(Applied::Applied)
+    Ok(Item::PullRequest(PullRequestSnapshot {
+        github_id: pr.id,
+        repository_id,
+        number: pr.number,
+        author_id: pr.user.as_ref().map(|u| u.id),
+        title: pr.title,
+        state,
+        draft: pr.draft,
+        created_at: pr.created_at,
+        ready_for_review_at: (event.action == "ready_for_review").then_some(pr.updated_at),
+        merged_at: pr.merged_at,
+        closed_at: pr.closed_at,
+        merged_by_id: pr.merged_by.as_ref().map(|u| u.id),
+        merge_commit_sha: pr.merge_commit_sha,
+        head_sha: pr.head.sha,
+        head_ref: pr.head.git_ref,
+        base_ref: pr.base.git_ref,
+        additions: pr.additions,
+        deletions: pr.deletions,
+        changed_files: pr.changed_files,
+        commits_count: pr.commits,
+        updated_at: pr.updated_at,
+    }))
 }
 
-async fn review<C: ConnectionTrait>(
-    db: &C,
-    ctx: &Ctx,
+fn review(
     input: DeliveryInput<'_>,
+    repository_id: i64,
     people: &mut Vec<GithubUser>,
-) -> Result<Applied, ProcessError> {
-    let event: github::ReviewEvent = parse(input.event, input.payload)?;
+) -> Result<Item, ProcessError> {
+    let event: github::ReviewEvent = from_json(input.event, input.payload)?;
     let state = event.review.state.to_ascii_lowercase();
     if !reviews::STATES.contains(&state.as_str()) {
         return Err(ProcessError::Permanent(format!(
@@ -214,74 +286,54 @@ async fn review<C: ConnectionTrait>(
         )));
     }
     people.extend(event.review.user.iter().map(user));
-    // Known before review times are computed: a bot's review is not a first review.
-    users::upsert(db, ctx.organization_id, people.drain(..)).await?;
-    reviews::upsert(
-        db,
-        ctx.organization_id,
-        &ReviewFact {
-            github_id: event.review.id,
-            repository_id: ctx.repository_id,
-            pull_request_id: event.pull_request.id,
-            reviewer_id: event.review.user.as_ref().map(|u| u.id),
-            state,
-            submitted_at: event.review.submitted_at,
-            commit_id: event.review.commit_id,
-        },
-    )
-    .await?;
-    Ok(Applied::Applied)
+    Ok(Item::Review(ReviewFact {
+        github_id: event.review.id,
+        repository_id,
+        pull_request_id: event.pull_request.id,
+        reviewer_id: event.review.user.as_ref().map(|u| u.id),
+        state,
+        submitted_at: event.review.submitted_at,
+        commit_id: event.review.commit_id,
+    }))
 }
 
-async fn review_comment<C: ConnectionTrait>(
-    db: &C,
-    ctx: &Ctx,
+/// A review comment belongs to a review: it tells that the review happened (and when, at the
+/// latest). Editing or deleting the comment does not undo that.
+fn review_comment(
     input: DeliveryInput<'_>,
+    repository_id: i64,
     people: &mut Vec<GithubUser>,
-) -> Result<Applied, ProcessError> {
-    let event: github::ReviewCommentEvent = parse(input.event, input.payload)?;
+) -> Result<Item, ProcessError> {
+    let event: github::ReviewCommentEvent = from_json(input.event, input.payload)?;
     people.extend(event.comment.user.iter().map(user));
     // A comment outside any review (very old payloads) has nothing to attach to.
     let Some(review_id) = event.comment.pull_request_review_id else {
-        return Ok(Applied::NothingToDo);
+        return Ok(Item::Nothing);
     };
-    // Deleting or editing a comment does not undo that the review happened.
-    let _ = event.action;
-    users::upsert(db, ctx.organization_id, people.drain(..)).await?;
-    reviews::upsert(
-        db,
-        ctx.organization_id,
-        &ReviewFact {
-            github_id: review_id,
-            repository_id: ctx.repository_id,
-            pull_request_id: event.pull_request.id,
-            reviewer_id: event.comment.user.as_ref().map(|u| u.id),
-            state: "commented".to_owned(),
-            submitted_at: Some(event.comment.created_at),
-            commit_id: event.comment.commit_id,
-        },
-    )
-    .await?;
-    Ok(Applied::Applied)
+    Ok(Item::Review(ReviewFact {
+        github_id: review_id,
+        repository_id,
+        pull_request_id: event.pull_request.id,
+        reviewer_id: event.comment.user.as_ref().map(|u| u.id),
+        state: "commented".to_owned(),
+        submitted_at: Some(event.comment.created_at),
+        commit_id: event.comment.commit_id,
+    }))
 }
 
-async fn push<C: ConnectionTrait>(
-    db: &C,
-    ctx: &Ctx,
-    input: DeliveryInput<'_>,
-) -> Result<Applied, ProcessError> {
-    let event: github::PushEvent = parse(input.event, input.payload)?;
+fn push(input: DeliveryInput<'_>, repo: &github::Repository) -> Result<Item, ProcessError> {
+    let event: github::PushEvent = from_json(input.event, input.payload)?;
     let Some(branch) = event.git_ref.strip_prefix("refs/heads/") else {
-        return Ok(Applied::NothingToDo); // tags
+        return Ok(Item::Nothing); // tags
     };
     if event.deleted || event.commits.is_empty() {
-        return Ok(Applied::NothingToDo);
+        return Ok(Item::Nothing);
     }
     let default_branch = event
         .repository
         .default_branch
         .as_deref()
-        .or(ctx.default_branch.as_deref());
+        .or(repo.default_branch.as_deref());
     let pushed_at = event
         .repository
         .pushed_at
@@ -315,37 +367,44 @@ async fn push<C: ConnectionTrait>(
             }
         })
         .collect();
-    commits::record_push(
-        db,
-        ctx.organization_id,
-        &Push {
-            repository_id: ctx.repository_id,
-            branch: branch.to_owned(),
-            to_default_branch: default_branch == Some(branch),
-            pushed_at,
-            commits,
-        },
-    )
-    .await?;
-    let _ = event.after;
-    Ok(Applied::Applied)
+    Ok(Item::Push(Push {
+        repository_id: repo.id,
+        branch: branch.to_owned(),
+        to_default_branch: default_branch == Some(branch),
+        pushed_at,
+        commits,
+    }))
 }
 
-async fn deployment<C: ConnectionTrait>(
-    db: &C,
-    ctx: &Ctx,
+fn deployment(
     input: DeliveryInput<'_>,
+    repository_id: i64,
     people: &mut Vec<GithubUser>,
-) -> Result<Applied, ProcessError> {
-    let event: github::DeploymentEvent = parse(input.event, input.payload)?;
+) -> Result<Item, ProcessError> {
+    let event: github::DeploymentEvent = from_json(input.event, input.payload)?;
     let d = event.deployment;
     people.extend(d.creator.iter().map(user));
-    deployments::upsert(
-        db,
-        ctx.organization_id,
-        &DeploymentSnapshot {
+    let status = if input.event == "deployment_status" {
+        let status = event.deployment_status.ok_or_else(|| {
+            ProcessError::Permanent("deployment_status payload has no deployment_status".to_owned())
+        })?;
+        people.extend(status.creator.iter().map(user));
+        Some(StatusFact {
+            github_id: status.id,
+            deployment_id: d.id,
+            state: status.state,
+            environment: status.environment,
+            creator_id: status.creator.as_ref().map(|u| u.id),
+            created_at: status.created_at,
+            updated_at: status.updated_at,
+        })
+    } else {
+        None
+    };
+    Ok(Item::Deployment(
+        DeploymentSnapshot {
             github_id: d.id,
-            repository_id: ctx.repository_id,
+            repository_id,
             sha: d.sha,
             git_ref: d.git_ref,
             task: d.task.unwrap_or_else(|| "deploy".to_owned()),
@@ -355,94 +414,53 @@ async fn deployment<C: ConnectionTrait>(
             created_at: d.created_at,
             updated_at: d.updated_at,
         },
-    )
-    .await?;
-    if input.event == "deployment_status" {
-        let status = event.deployment_status.ok_or_else(|| {
-            ProcessError::Permanent("deployment_status payload has no deployment_status".to_owned())
-        })?;
-        people.extend(status.creator.iter().map(user));
-        deployments::record_status(
-            db,
-            ctx.organization_id,
-            &StatusFact {
-                github_id: status.id,
-                deployment_id: d.id,
-                state: status.state,
-                environment: status.environment,
-                creator_id: status.creator.as_ref().map(|u| u.id),
-                created_at: status.created_at,
-                updated_at: status.updated_at,
-            },
-        )
-        .await?;
-    }
-    Ok(Applied::Applied)
+        status,
+    ))
 }
 
-async fn workflow_run<C: ConnectionTrait>(
-    db: &C,
-    ctx: &Ctx,
-    input: DeliveryInput<'_>,
-) -> Result<Applied, ProcessError> {
-    let run = parse::<github::WorkflowRunEvent>(input.event, input.payload)?.workflow_run;
-    workflow_runs::upsert(
-        db,
-        ctx.organization_id,
-        &RunSnapshot {
-            kind: RunKind::WorkflowRun,
-            github_id: run.id,
-            repository_id: ctx.repository_id,
-            name: run.name,
-            workflow_id: run.workflow_id,
-            head_sha: run.head_sha,
-            head_branch: run.head_branch,
-            event: run.event,
-            status: run.status,
-            conclusion: run.conclusion,
-            run_number: run.run_number,
-            run_attempt: run.run_attempt,
-            created_at: run.created_at,
-            updated_at: run.updated_at,
-            run_started_at: run.run_started_at,
-        },
-    )
-    .await?;
-    Ok(Applied::Applied)
+fn workflow_run(input: DeliveryInput<'_>, repository_id: i64) -> Result<Item, ProcessError> {
+    let run = from_json::<github::WorkflowRunEvent>(input.event, input.payload)?.workflow_run;
+    Ok(Item::Run(RunSnapshot {
+        kind: RunKind::WorkflowRun,
+        github_id: run.id,
+        repository_id,
+        name: run.name,
+        workflow_id: run.workflow_id,
+        head_sha: run.head_sha,
+        head_branch: run.head_branch,
+        event: run.event,
+        status: run.status,
+        conclusion: run.conclusion,
+        run_number: run.run_number,
+        run_attempt: run.run_attempt,
+        created_at: run.created_at,
+        updated_at: run.updated_at,
+        run_started_at: run.run_started_at,
+    }))
 }
 
-async fn check_suite<C: ConnectionTrait>(
-    db: &C,
-    ctx: &Ctx,
-    input: DeliveryInput<'_>,
-) -> Result<Applied, ProcessError> {
-    let suite = parse::<github::CheckSuiteEvent>(input.event, input.payload)?.check_suite;
-    workflow_runs::upsert(
-        db,
-        ctx.organization_id,
-        &RunSnapshot {
-            kind: RunKind::CheckSuite,
-            github_id: suite.id,
-            repository_id: ctx.repository_id,
-            name: suite.app.and_then(|a| a.name),
-            workflow_id: None,
-            head_sha: suite.head_sha,
-            head_branch: suite.head_branch,
-            event: None,
-            status: suite.status,
-            conclusion: suite.conclusion,
-            run_number: None,
-            run_attempt: None,
-            created_at: suite.created_at,
-            updated_at: suite.updated_at,
-            run_started_at: None,
-        },
-    )
-    .await?;
-    Ok(Applied::Applied)
+fn check_suite(input: DeliveryInput<'_>, repository_id: i64) -> Result<Item, ProcessError> {
+    let suite = from_json::<github::CheckSuiteEvent>(input.event, input.payload)?.check_suite;
+    Ok(Item::Run(RunSnapshot {
+        kind: RunKind::CheckSuite,
+        github_id: suite.id,
+        repository_id,
+        name: suite.app.and_then(|a| a.name),
+        workflow_id: None,
+        head_sha: suite.head_sha,
+        head_branch: suite.head_branch,
+        event: None,
+        status: suite.status,
+        conclusion: suite.conclusion,
+        run_number: None,
+        run_attempt: None,
+        created_at: suite.created_at,
+        updated_at: suite.updated_at,
+        run_started_at: None,
+    }))
 }
 
-fn installation_org(installation: &github::Installation) -> AccountRef {
+fn installation_account(installation: &github::Installation) -> AccountRef {
     AccountRef {
         account_id: installation.account.id,
         login: installation.account.login.clone(),
@@ -479,61 +497,42 @@ fn installation_time(
         .unwrap_or(received_at)
 }
 
-async fn installation<C: ConnectionTrait>(
-    db: &C,
-    input: DeliveryInput<'_>,
-) -> Result<Applied, ProcessError> {
-    let event: github::InstallationEvent = parse(input.event, input.payload)?;
+fn installation(input: DeliveryInput<'_>) -> Result<Parsed, ProcessError> {
+    let event: github::InstallationEvent = from_json(input.event, input.payload)?;
     let state = match event.action.as_str() {
-        "created" | "new_permissions_accepted" | "unsuspend" => InstallationState::Active,
-        "suspend" => InstallationState::Suspended,
-        "deleted" => InstallationState::Removed,
-        _ => return Ok(Applied::NothingToDo),
+        "created" | "new_permissions_accepted" | "unsuspend" => Some(InstallationState::Active),
+        "suspend" => Some(InstallationState::Suspended),
+        "deleted" => Some(InstallationState::Removed),
+        _ => None,
     };
-    let at = installation_time(&event.installation, &event.action, input.received_at);
-    let organization_id = organizations::ensure(db, &installation_org(&event.installation)).await?;
-    organizations::set_installation_state(db, organization_id, event.installation.id, state, at)
-        .await?;
-    let membership = match state {
-        InstallationState::Removed => Membership::Removed,
-        _ => Membership::Added,
+    let membership = match event.action.as_str() {
+        "created" | "new_permissions_accepted" => {
+            vec![(members(&event.repositories), Membership::Added)]
+        }
+        "deleted" => vec![(members(&event.repositories), Membership::Removed)],
+        _ => Vec::new(),
     };
-    if event.action != "suspend" && event.action != "unsuspend" {
-        repositories::set_membership(
-            db,
-            organization_id,
-            &members(&event.repositories),
-            membership,
-            at,
-        )
-        .await?;
-    }
-    users::upsert(db, organization_id, [user(&event.installation.account)]).await?;
-    Ok(Applied::Applied)
+    Ok(Parsed::Installation {
+        account: installation_account(&event.installation),
+        installation_id: event.installation.id,
+        state,
+        at: installation_time(&event.installation, &event.action, input.received_at),
+        membership,
+        people: vec![user(&event.installation.account)],
+    })
 }
 
-async fn installation_repositories<C: ConnectionTrait>(
-    db: &C,
-    input: DeliveryInput<'_>,
-) -> Result<Applied, ProcessError> {
-    let event: github::InstallationRepositoriesEvent = parse(input.event, input.payload)?;
-    let at = installation_time(&event.installation, &event.action, input.received_at);
-    let organization_id = organizations::ensure(db, &installation_org(&event.installation)).await?;
-    repositories::set_membership(
-        db,
-        organization_id,
-        &members(&event.repositories_added),
-        Membership::Added,
-        at,
-    )
-    .await?;
-    repositories::set_membership(
-        db,
-        organization_id,
-        &members(&event.repositories_removed),
-        Membership::Removed,
-        at,
-    )
-    .await?;
-    Ok(Applied::Applied)
+fn installation_repositories(input: DeliveryInput<'_>) -> Result<Parsed, ProcessError> {
+    let event: github::InstallationRepositoriesEvent = from_json(input.event, input.payload)?;
+    Ok(Parsed::Installation {
+        account: installation_account(&event.installation),
+        installation_id: event.installation.id,
+        state: None,
+        at: installation_time(&event.installation, &event.action, input.received_at),
+        membership: vec![
+            (members(&event.repositories_added), Membership::Added),
+            (members(&event.repositories_removed), Membership::Removed),
+        ],
+        people: Vec::new(),
+    })
 }

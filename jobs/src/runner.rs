@@ -1,6 +1,7 @@
-//! Runs one job with the reliability the platform owns (apalis-redis does not): the attempt is
+//! Runs jobs with the reliability the platform owns (apalis-redis does not): the attempt is
 //! counted in PostgreSQL first, the delivery is applied and marked `processed` in one
 //! transaction, and failures are retried with exponential backoff and jitter or dead-lettered.
+//! Jobs that arrive together run as a batch (one attempt statement, one transaction).
 //!
 //! The apalis job is acknowledged in every case the database could record; the retry itself is
 //! a new hand-off by the relay once `next_attempt_at` has come.
@@ -12,7 +13,9 @@ use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 
 use crate::{
     dead_letters::{self, Reason},
-    deliveries::{self, Attempt},
+    deliveries::{self, Attempt, AttemptInfo},
+    domain::cache::{Cache, Session},
+    ids::DeliveryId,
     job::{JobKind, WebhookJob},
     process::{self, DeliveryInput, ProcessError},
 };
@@ -75,115 +78,225 @@ pub enum Outcome {
     NotVisible,
 }
 
-/// Runs `job`. An `Err` means PostgreSQL could not even record the outcome: the caller should
-/// let apalis retry it.
-#[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id(), kind = job.kind().as_str()))]
-pub async fn run(
-    db: &DatabaseConnection,
-    policy: &RetryPolicy,
-    job: &WebhookJob,
-) -> Result<Outcome, DbErr> {
-    let info = match deliveries::record_attempt(db, job.delivery_id()).await? {
-        Attempt::Run(info) => info,
-        Attempt::Finished => return Ok(Outcome::Skipped),
-        Attempt::NotVisible => return Ok(Outcome::NotVisible),
-    };
-    let max = policy.max_attempts(job.kind());
-    if info.attempt > max {
-        // Only runs that never finished leave the count past the maximum: every recorded
-        // failure at the maximum dead-letters the job.
-        let error = format!(
-            "gave up after {} attempts: earlier runs never finished (worker killed or disconnected)",
-            info.attempt - 1
-        );
-        tracing::error!(
-            attempt = info.attempt,
-            "job keeps interrupting its worker; dead-lettered"
-        );
-        dead_letters::bury(
-            db,
-            info.row_id,
-            job,
-            Reason::Interrupted,
-            &error,
-            info.attempt - 1,
-        )
-        .await?;
-        return Ok(Outcome::Dead {
-            reason: Reason::Interrupted,
-        });
-    }
-    match apply(db, info.row_id).await {
-        Ok(true) => Ok(Outcome::Processed {
-            latency: info.queued_at.and_then(|t| (Utc::now() - t).to_std().ok()),
-        }),
-        Ok(false) => Ok(Outcome::Skipped),
-        Err(ProcessError::Permanent(error)) => {
-            tracing::error!(attempt = info.attempt, error = %error, "permanent error; dead-lettered");
-            dead_letters::bury(
-                db,
-                info.row_id,
-                job,
-                Reason::Permanent,
-                &error,
-                info.attempt,
-            )
-            .await?;
-            Ok(Outcome::Dead {
-                reason: Reason::Permanent,
-            })
-        }
-        Err(ProcessError::Database(e)) => {
-            let error = e.to_string();
-            if info.attempt >= max {
-                tracing::error!(attempt = info.attempt, error = %error, "out of attempts; dead-lettered");
-                dead_letters::bury(
-                    db,
-                    info.row_id,
-                    job,
-                    Reason::Exhausted,
-                    &error,
-                    info.attempt,
-                )
-                .await?;
-                return Ok(Outcome::Dead {
-                    reason: Reason::Exhausted,
-                });
-            }
-            let after = policy.delay(info.attempt);
-            tracing::warn!(attempt = info.attempt, retry_in_ms = after.as_millis() as u64, error = %error, "job failed; retrying later");
-            deliveries::schedule_retry(db, info.row_id, after, &error).await?;
-            Ok(Outcome::Retrying {
-                attempt: info.attempt,
-                after,
-            })
-        }
-    }
+/// Runs jobs, alone or in batches. Cheap to clone; one per process (it owns the writers' cache).
+#[derive(Debug, Clone)]
+pub struct Runner {
+    db: DatabaseConnection,
+    policy: RetryPolicy,
+    cache: Cache,
 }
 
-/// Applies the delivery and marks it processed in one transaction. `Ok(false)`: another job of
-/// the same delivery finished it first.
-async fn apply(db: &DatabaseConnection, row_id: i64) -> Result<bool, ProcessError> {
-    let txn = db.begin().await?;
-    let Some(delivery) = deliveries::lock_for_processing(&txn, row_id).await? else {
-        return Ok(false);
-    };
-    if !matches!(delivery.status.as_str(), "pending" | "queued" | "failed") {
-        txn.commit().await?;
-        return Ok(false);
+/// A job whose attempt is counted, waiting to be applied.
+struct Counted<'a> {
+    index: usize,
+    job: &'a WebhookJob,
+    info: AttemptInfo,
+}
+
+impl Runner {
+    pub fn new(db: DatabaseConnection, policy: RetryPolicy) -> Self {
+        Self {
+            db,
+            policy,
+            cache: Cache::default(),
+        }
     }
-    process::apply(
-        &txn,
-        DeliveryInput {
-            event: &delivery.event,
-            payload: &delivery.payload,
-            received_at: delivery.received_at,
-        },
-    )
-    .await?;
-    deliveries::mark_processed(&txn, row_id).await?;
-    txn.commit().await?;
-    Ok(true)
+
+    /// Runs one job. An `Err` means PostgreSQL could not even record the outcome: the caller
+    /// should let apalis retry it.
+    pub async fn run(&self, job: &WebhookJob) -> Result<Outcome, DbErr> {
+        self.run_batch(std::slice::from_ref(job))
+            .await
+            .pop()
+            .unwrap_or(Ok(Outcome::Skipped))
+    }
+
+    /// Runs several jobs, one outcome per job in the same order. The attempts are counted in one
+    /// statement, the deliveries applied and marked processed in one transaction; if that
+    /// transaction fails, each job runs again alone, so one bad delivery only fails itself.
+    #[tracing::instrument(skip_all, fields(jobs = jobs.len()))]
+    pub async fn run_batch(&self, jobs: &[WebhookJob]) -> Vec<Result<Outcome, DbErr>> {
+        let mut outcomes: Vec<Option<Result<Outcome, DbErr>>> = vec![None; jobs.len()];
+        let ids: Vec<&DeliveryId> = jobs.iter().map(WebhookJob::delivery_id).collect();
+        let mut attempts = match deliveries::record_attempts(&self.db, &ids).await {
+            Ok(attempts) => attempts,
+            Err(e) => return jobs.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut counted = Vec::with_capacity(jobs.len());
+        for (index, job) in jobs.iter().enumerate() {
+            // A delivery twice in one batch was counted once; its second job is a duplicate.
+            match attempts.remove(job.delivery_id().as_str()) {
+                Some(Attempt::Run(info)) => counted.push(Counted { index, job, info }),
+                Some(Attempt::NotVisible) => outcomes[index] = Some(Ok(Outcome::NotVisible)),
+                Some(Attempt::Finished) | None => outcomes[index] = Some(Ok(Outcome::Skipped)),
+            }
+        }
+        let mut runnable = Vec::with_capacity(counted.len());
+        for c in counted {
+            if c.info.attempt > self.policy.max_attempts(c.job.kind()) {
+                // Only runs that never finished leave the count past the maximum: every
+                // recorded failure at the maximum dead-letters the job.
+                let attempts = c.info.attempt - 1;
+                let error = format!(
+                    "gave up after {attempts} attempts: earlier runs never finished (worker killed or disconnected)"
+                );
+                tracing::error!(delivery_id = %c.job.delivery_id(), attempts, "job keeps interrupting its worker; dead-lettered");
+                outcomes[c.index] = Some(
+                    dead_letters::bury(&self.db, c.info.row_id, c.job, Reason::Interrupted, &error, attempts)
+                        .await
+                        .map(|()| Outcome::Dead { reason: Reason::Interrupted }),
+                );
+            } else {
+                runnable.push(c);
+            }
+        }
+        if !runnable.is_empty() {
+            match self.apply_together(&runnable).await {
+                Ok(results) => {
+                    for (c, result) in runnable.iter().zip(results) {
+                        outcomes[c.index] = Some(self.settle(c, result).await);
+                    }
+                }
+                Err(e) => {
+                    self.cache.clear();
+                    if runnable.len() > 1 {
+                        tracing::debug!(error = %e, "batch failed; running its jobs one by one");
+                    }
+                    for c in &runnable {
+                        let result = self.apply_alone(c.info.row_id).await;
+                        if result.is_err() {
+                            self.cache.clear();
+                        }
+                        outcomes[c.index] = Some(self.settle(c, result).await);
+                    }
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Ok(Outcome::Skipped)))
+            .collect()
+    }
+
+    /// Applies every runnable delivery in one transaction. `Ok` holds each delivery's own
+    /// result (applied, already finished, or a permanent error nothing was written for); `Err`
+    /// means the transaction failed as a whole.
+    async fn apply_together(
+        &self,
+        runnable: &[Counted<'_>],
+    ) -> Result<Vec<Result<bool, ProcessError>>, DbErr> {
+        let row_ids: Vec<i64> = runnable.iter().map(|c| c.info.row_id).collect();
+        let txn = self.db.begin().await?;
+        let mut locked: std::collections::HashMap<i64, deliveries::Locked> =
+            deliveries::lock_many_for_processing(&txn, &row_ids)
+                .await?
+                .into_iter()
+                .collect();
+        let mut results: Vec<Result<bool, ProcessError>> = Vec::with_capacity(runnable.len());
+        let mut parsed = Vec::new();
+        for (i, c) in runnable.iter().enumerate() {
+            let Some(delivery) = locked.remove(&c.info.row_id) else {
+                results.push(Ok(false));
+                continue;
+            };
+            if !matches!(delivery.status.as_str(), "pending" | "queued" | "failed") {
+                results.push(Ok(false));
+                continue;
+            }
+            match process::parse(DeliveryInput {
+                event: &delivery.event,
+                payload: &delivery.payload,
+                received_at: delivery.received_at,
+            }) {
+                Ok(p) => {
+                    results.push(Ok(true));
+                    parsed.push((i, p));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        // One write order for every batch (by entity), so concurrent batches lock rows alike.
+        parsed.sort_by_key(|(_, p)| process::lock_order(p));
+        let mut session = Session::new(&txn, self.cache.clone());
+        for (_, p) in &parsed {
+            process::write(&mut session, p).await?;
+        }
+        let done: Vec<i64> = parsed.iter().map(|(i, _)| runnable[*i].info.row_id).collect();
+        deliveries::mark_many_processed(&txn, &done).await?;
+        let staged = session.finish();
+        txn.commit().await?;
+        self.cache.absorb(staged);
+        Ok(results)
+    }
+
+    /// Applies one delivery and marks it processed in its own transaction. `Ok(false)`:
+    /// another job of the same delivery finished it first.
+    async fn apply_alone(&self, row_id: i64) -> Result<bool, ProcessError> {
+        let txn = self.db.begin().await?;
+        let Some(delivery) = deliveries::lock_for_processing(&txn, row_id).await? else {
+            return Ok(false);
+        };
+        if !matches!(delivery.status.as_str(), "pending" | "queued" | "failed") {
+            txn.commit().await?;
+            return Ok(false);
+        }
+        let mut session = Session::new(&txn, self.cache.clone());
+        process::apply(
+            &mut session,
+            DeliveryInput {
+                event: &delivery.event,
+                payload: &delivery.payload,
+                received_at: delivery.received_at,
+            },
+        )
+        .await?;
+        deliveries::mark_processed(&txn, row_id).await?;
+        let staged = session.finish();
+        txn.commit().await?;
+        self.cache.absorb(staged);
+        Ok(true)
+    }
+
+    /// Records what a run of `c` came to: processed, or a retry, or a dead letter.
+    async fn settle(
+        &self,
+        c: &Counted<'_>,
+        result: Result<bool, ProcessError>,
+    ) -> Result<Outcome, DbErr> {
+        let (job, info) = (c.job, c.info);
+        match result {
+            Ok(true) => Ok(Outcome::Processed {
+                latency: info.queued_at.and_then(|t| (Utc::now() - t).to_std().ok()),
+            }),
+            Ok(false) => Ok(Outcome::Skipped),
+            Err(ProcessError::Permanent(error)) => {
+                tracing::error!(delivery_id = %job.delivery_id(), attempt = info.attempt, error = %error, "permanent error; dead-lettered");
+                dead_letters::bury(&self.db, info.row_id, job, Reason::Permanent, &error, info.attempt)
+                    .await?;
+                Ok(Outcome::Dead {
+                    reason: Reason::Permanent,
+                })
+            }
+            Err(ProcessError::Database(e)) => {
+                let error = e.to_string();
+                if info.attempt >= self.policy.max_attempts(job.kind()) {
+                    tracing::error!(delivery_id = %job.delivery_id(), attempt = info.attempt, error = %error, "out of attempts; dead-lettered");
+                    dead_letters::bury(&self.db, info.row_id, job, Reason::Exhausted, &error, info.attempt)
+                        .await?;
+                    return Ok(Outcome::Dead {
+                        reason: Reason::Exhausted,
+                    });
+                }
+                let after = self.policy.delay(info.attempt);
+                tracing::warn!(delivery_id = %job.delivery_id(), attempt = info.attempt, retry_in_ms = after.as_millis() as u64, error = %error, "job failed; retrying later");
+                deliveries::schedule_retry(&self.db, info.row_id, after, &error).await?;
+                Ok(Outcome::Retrying {
+                    attempt: info.attempt,
+                    after,
+                })
+            }
+        }
+    }
 }
 
 #[cfg(test)]

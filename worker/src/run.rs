@@ -7,14 +7,14 @@ use jobs::{
     JobKind, Queue, WebhookJob,
     consumer::{self, JobFailure},
     relay::{Relay, RelaySettings},
-    runner::{self, Outcome, RetryPolicy},
+    runner::{Outcome, Runner},
     runtime::connect,
 };
 use sea_orm::DatabaseConnection;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::WorkerConfig, metrics::Metrics};
+use crate::{batch::Batcher, config::WorkerConfig, metrics::Metrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -105,8 +105,7 @@ impl Worker {
             }));
         }
         let handler = Arc::new(Handler {
-            db,
-            policy: config.retry.clone(),
+            batcher: Batcher::start(Runner::new(db, config.retry.clone())),
             limits: config
                 .concurrency_by_kind
                 .iter()
@@ -146,8 +145,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
 
 #[derive(Debug)]
 struct Handler {
-    db: DatabaseConnection,
-    policy: RetryPolicy,
+    batcher: Batcher,
     limits: BTreeMap<JobKind, Arc<Semaphore>>,
     metrics: Arc<Metrics>,
 }
@@ -162,7 +160,8 @@ impl Handler {
             Some(limit) => Some(limit.acquire().await.map_err(JobFailure::new)?),
             None => None,
         };
-        match runner::run(&self.db, &self.policy, &job).await {
+        let outcome = self.batcher.run(job.clone()).await.map_err(JobFailure::new)?;
+        match outcome {
             Ok(Outcome::Processed { latency }) => {
                 self.metrics.count(kind, "processed");
                 if let Some(latency) = latency {

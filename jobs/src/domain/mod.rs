@@ -11,6 +11,7 @@
 //! - a write that changes nothing takes no row lock where it can avoid one (concurrent jobs
 //!   of one organization share its organization, repository and user rows).
 
+pub mod cache;
 pub mod commits;
 pub mod deployments;
 pub mod organizations;

@@ -106,13 +106,14 @@ fn upsert_sql() -> String {
     )
 }
 
-/// Applies a snapshot, then brings the review times up to date (reviews may have arrived first).
+/// Applies a snapshot, then, if it changed the row, brings the review times up to date
+/// (reviews may have arrived first; a new author changes which reviews count).
 pub async fn upsert<C: ConnectionTrait>(
     db: &C,
     organization_id: i64,
     pr: &PullRequestSnapshot,
 ) -> Result<(), DbErr> {
-    db.execute_raw(stmt(
+    let changed = db.execute_raw(stmt(
         &upsert_sql(),
         [
             pr.github_id.into(),
@@ -139,7 +140,11 @@ pub async fn upsert<C: ConnectionTrait>(
             pr.updated_at.into(),
         ],
     ))
-    .await?;
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(());
+    }
     refresh_review_times(db, pr.github_id).await
 }
 

@@ -11,7 +11,7 @@ use entities::DeliveryStatus;
 use jobs::{
     DeliveryId, JobKind, Queue, WebhookJob,
     deliveries::{self, NewDelivery},
-    runner::{self, Outcome, RetryPolicy},
+    runner::{Outcome, RetryPolicy, Runner},
     runtime::{config::Vars, connect},
     testing::{TestDb, delete_namespace, redis_url},
 };
@@ -180,7 +180,8 @@ impl Env {
         let kind = JobKind::for_event(&jobs::EventName::parse(event).expect("event"))
             .expect("a processed event");
         let job = WebhookJob::new(kind, DeliveryId::parse(id).expect("id"));
-        runner::run(&self.db, &RetryPolicy::default(), &job)
+        Runner::new(self.db.clone(), RetryPolicy::default())
+            .run(&job)
             .await
             .expect("runner records the outcome")
     }
