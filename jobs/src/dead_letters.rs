@@ -215,7 +215,7 @@ pub async fn retry(db: &DatabaseConnection, selection: &Selection) -> Result<Vec
         txn.execute_raw(stmt(
             "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = NULL, \
                 queued_at = NULL, updated_at = now() \
-             WHERE delivery_id IN (SELECT jsonb_array_elements_text($1::jsonb)) AND status = 'dead'",
+             WHERE delivery_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) AND status = 'dead'",
             [serde_json::Value::from(deliveries).into()],
         ))
         .await?;

@@ -266,7 +266,7 @@ pub async fn record_attempts(
             DbBackend::Postgres,
             "UPDATE webhook_deliveries \
              SET attempts = attempts + 1, last_attempt_at = now(), updated_at = now() \
-             WHERE delivery_id IN (SELECT jsonb_array_elements_text($1::jsonb)) \
+             WHERE delivery_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) \
                AND status IN ('pending', 'queued', 'failed') \
              RETURNING id, delivery_id, attempts, queued_at",
             [Value::from(serde_json::json!(ids))],
@@ -293,7 +293,7 @@ pub async fn record_attempts(
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT delivery_id FROM webhook_deliveries \
-                 WHERE delivery_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+                 WHERE delivery_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
                 [Value::from(serde_json::json!(missing))],
             ))
             .await?;
@@ -362,7 +362,7 @@ pub async fn lock_many_for_processing<C: ConnectionTrait>(
             DbBackend::Postgres,
             "SELECT id, status, event, payload::text AS payload, received_at \
              FROM webhook_deliveries \
-             WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::int8) ORDER BY id FOR UPDATE",
+             WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8)) ORDER BY id FOR UPDATE",
             [Value::from(serde_json::json!(row_ids))],
         ))
         .await?;
@@ -390,7 +390,7 @@ pub async fn mark_many_processed<C: ConnectionTrait>(txn: &C, row_ids: &[i64]) -
         DbBackend::Postgres,
         "UPDATE webhook_deliveries SET status = 'processed', processed_at = now(), \
             next_attempt_at = NULL, last_error = NULL, updated_at = now() \
-         WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::int8)",
+         WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8))",
         [Value::from(serde_json::json!(row_ids))],
     ))
     .await?;

@@ -11,8 +11,8 @@ use jobs::{
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub common: CommonConfig,
-    /// `WORKER_CONCURRENCY`: jobs run at once by this process (default 32; they are grouped
-    /// into batches of up to 32, at most 4 batches at once).
+    /// `WORKER_CONCURRENCY`: jobs run at once by this process (default 64; they are grouped
+    /// into batches of up to 64, at most 2 batches at once).
     pub concurrency: usize,
     /// `WORKER_TYPE_CONCURRENCY` (`processPush=2,processDeployment=4`): at most this many jobs of
     /// a type at once in this process; types not listed share `concurrency`.
@@ -68,7 +68,7 @@ fn per_kind<T: FromStr>(
 impl WorkerConfig {
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
         let common = CommonConfig::from_vars(vars)?;
-        let concurrency = vars.parse_or("WORKER_CONCURRENCY", 32usize)?;
+        let concurrency = vars.parse_or("WORKER_CONCURRENCY", 64usize)?;
         if !(1..=256).contains(&concurrency) {
             return Err(ConfigError::new(
                 "WORKER_CONCURRENCY",
