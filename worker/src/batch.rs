@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 /// Most jobs per batch.
 pub const MAX_BATCH: usize = 64;
 /// Batches running at once (each holds one database connection).
-pub const MAX_IN_FLIGHT: usize = 2;
+pub const MAX_IN_FLIGHT: usize = 4;
 
 type Request = (WebhookJob, oneshot::Sender<Result<Outcome, DbErr>>);
 

@@ -11,8 +11,8 @@ use jobs::{
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub common: CommonConfig,
-    /// `WORKER_CONCURRENCY`: jobs run at once by this process (default 64; they are grouped
-    /// into batches of up to 64, at most 2 batches at once).
+    /// `WORKER_CONCURRENCY`: jobs run at once by this process (default 128; they are grouped
+    /// into batches of up to 64, at most 4 batches at once).
     pub concurrency: usize,
     /// `WORKER_TYPE_CONCURRENCY` (`processPush=2,processDeployment=4`): at most this many jobs of
     /// a type at once in this process; types not listed share `concurrency`.
@@ -68,18 +68,18 @@ fn per_kind<T: FromStr>(
 impl WorkerConfig {
     pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
         let common = CommonConfig::from_vars(vars)?;
-        let concurrency = vars.parse_or("WORKER_CONCURRENCY", 64usize)?;
-        if !(1..=256).contains(&concurrency) {
+        let concurrency = vars.parse_or("WORKER_CONCURRENCY", 128usize)?;
+        if !(1..=1024).contains(&concurrency) {
             return Err(ConfigError::new(
                 "WORKER_CONCURRENCY",
-                "must be between 1 and 256",
+                "must be between 1 and 1024",
             ));
         }
         let concurrency_by_kind = per_kind(
             vars,
             "WORKER_TYPE_CONCURRENCY",
-            |n: &usize| (1..=256).contains(n),
-            "each limit must be between 1 and 256",
+            |n: &usize| (1..=1024).contains(n),
+            "each limit must be between 1 and 1024",
         )?;
         let max_attempts = vars.parse_or("WORKER_MAX_ATTEMPTS", 8u32)?;
         if !(1..=100).contains(&max_attempts) {
