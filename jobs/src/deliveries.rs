@@ -382,7 +382,10 @@ pub async fn lock_many_for_processing<C: ConnectionTrait>(
 }
 
 /// Marks deliveries processed, in the transaction that wrote their rows.
-pub async fn mark_many_processed<C: ConnectionTrait>(txn: &C, row_ids: &[i64]) -> Result<(), DbErr> {
+pub async fn mark_many_processed<C: ConnectionTrait>(
+    txn: &C,
+    row_ids: &[i64],
+) -> Result<(), DbErr> {
     if row_ids.is_empty() {
         return Ok(());
     }

@@ -50,7 +50,7 @@ pub enum Parsed {
         repository: RepositorySnapshot,
         /// Everyone the event names (sender, author, reviewer…), written before `item`.
         people: Vec<GithubUser>,
-        item: Item,
+        item: Box<Item>,
     },
     /// `installation` / `installation_repositories`.
     Installation {
@@ -110,6 +110,43 @@ pub async fn apply<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Writes several parsed deliveries in one transaction; their pull-request snapshots go in one
+/// statement per organization.
+pub async fn write_all<C: ConnectionTrait>(
+    session: &mut Session<'_, C>,
+    parsed: &[&Parsed],
+) -> Result<(), DbErr> {
+    // Pull requests first, like `lock_order`: batches take row locks in one order.
+    let mut prs: std::collections::BTreeMap<i64, Vec<PullRequestSnapshot>> = Default::default();
+    for p in parsed {
+        if let Parsed::Repository {
+            account,
+            repository,
+            people,
+            item,
+        } = p
+            && let Item::PullRequest(pr) = item.as_ref()
+        {
+            let org = session.organization(account).await?;
+            session.repository(org, repository).await?;
+            session.users(org, people).await?;
+            prs.entry(org).or_default().push(pr.clone());
+        }
+    }
+    for (org, prs) in prs {
+        pull_requests::upsert_many(session.db(), org, &prs).await?;
+    }
+    for p in parsed {
+        if !matches!(
+            p,
+            Parsed::Repository { item, .. } if matches!(item.as_ref(), Item::PullRequest(_))
+        ) {
+            write(session, p).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes parsed records: organization, repository and people first (review times exclude
 /// bots, so reviewers must be known), then the event's own rows.
 pub async fn write<C: ConnectionTrait>(
@@ -127,7 +164,7 @@ pub async fn write<C: ConnectionTrait>(
             session.repository(org, repository).await?;
             session.users(org, people).await?;
             let db = session.db();
-            match item {
+            match item.as_ref() {
                 Item::PullRequest(pr) => pull_requests::upsert(db, org, pr).await?,
                 Item::Review(review) => reviews::upsert(db, org, review).await?,
                 Item::Push(push) => commits::record_push(db, org, push).await?,
@@ -169,7 +206,9 @@ pub async fn write<C: ConnectionTrait>(
 pub fn lock_order(parsed: &Parsed) -> (u8, i64) {
     match parsed {
         Parsed::Installation { account, .. } => (0, account.account_id),
-        Parsed::Repository { item, repository, .. } => match item {
+        Parsed::Repository {
+            item, repository, ..
+        } => match item.as_ref() {
             Item::PullRequest(pr) => (1, pr.github_id),
             Item::Review(review) => (2, review.pull_request_id),
             Item::Push(_) | Item::Nothing => (3, repository.github_id),
@@ -221,7 +260,7 @@ fn repository_event(input: DeliveryInput<'_>) -> Result<Parsed, ProcessError> {
             updated_at: repo.updated_at,
         },
         people,
-        item,
+        item: Box::new(item),
     })
 }
 

@@ -146,9 +146,22 @@ impl Queue {
     /// data and meta), at most `limit` per call. Jobs waiting for a retry are never touched.
     pub async fn trim_done(&self, limit: usize) -> Result<usize, QueueError> {
         let config = self.storage.get_config();
+        self.trim_set(&config.done_jobs_set(), limit).await
+    }
+
+    /// Removes jobs apalis gave up on (`{q}:dead`: 25 failed runs, e.g. PostgreSQL down for
+    /// minutes). Safe: their deliveries are still `queued` in PostgreSQL, and the relay's stale
+    /// sweep hands them over again.
+    pub async fn trim_dead(&self, limit: usize) -> Result<usize, QueueError> {
+        let config = self.storage.get_config();
+        self.trim_set(&config.dead_jobs_set(), limit).await
+    }
+
+    async fn trim_set(&self, set: &str, limit: usize) -> Result<usize, QueueError> {
+        let config = self.storage.get_config();
         let mut conn = self.conn.clone();
         let ids: Vec<String> = redis::cmd("SPOP")
-            .arg(config.done_jobs_set())
+            .arg(set)
             .arg(limit)
             .query_async(&mut conn)
             .await?;

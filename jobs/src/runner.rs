@@ -142,9 +142,18 @@ impl Runner {
                 );
                 tracing::error!(delivery_id = %c.job.delivery_id(), attempts, "job keeps interrupting its worker; dead-lettered");
                 outcomes[c.index] = Some(
-                    dead_letters::bury(&self.db, c.info.row_id, c.job, Reason::Interrupted, &error, attempts)
-                        .await
-                        .map(|()| Outcome::Dead { reason: Reason::Interrupted }),
+                    dead_letters::bury(
+                        &self.db,
+                        c.info.row_id,
+                        c.job,
+                        Reason::Interrupted,
+                        &error,
+                        attempts,
+                    )
+                    .await
+                    .map(|()| Outcome::Dead {
+                        reason: Reason::Interrupted,
+                    }),
                 );
             } else {
                 runnable.push(c);
@@ -218,10 +227,12 @@ impl Runner {
         // One write order for every batch (by entity), so concurrent batches lock rows alike.
         parsed.sort_by_key(|(_, p)| process::lock_order(p));
         let mut session = Session::new(&txn, self.cache.clone());
-        for (_, p) in &parsed {
-            process::write(&mut session, p).await?;
-        }
-        let done: Vec<i64> = parsed.iter().map(|(i, _)| runnable[*i].info.row_id).collect();
+        let all: Vec<&process::Parsed> = parsed.iter().map(|(_, p)| p).collect();
+        process::write_all(&mut session, &all).await?;
+        let done: Vec<i64> = parsed
+            .iter()
+            .map(|(i, _)| runnable[*i].info.row_id)
+            .collect();
         deliveries::mark_many_processed(&txn, &done).await?;
         let staged = session.finish();
         txn.commit().await?;
@@ -271,8 +282,15 @@ impl Runner {
             Ok(false) => Ok(Outcome::Skipped),
             Err(ProcessError::Permanent(error)) => {
                 tracing::error!(delivery_id = %job.delivery_id(), attempt = info.attempt, error = %error, "permanent error; dead-lettered");
-                dead_letters::bury(&self.db, info.row_id, job, Reason::Permanent, &error, info.attempt)
-                    .await?;
+                dead_letters::bury(
+                    &self.db,
+                    info.row_id,
+                    job,
+                    Reason::Permanent,
+                    &error,
+                    info.attempt,
+                )
+                .await?;
                 Ok(Outcome::Dead {
                     reason: Reason::Permanent,
                 })
@@ -281,8 +299,15 @@ impl Runner {
                 let error = e.to_string();
                 if info.attempt >= self.policy.max_attempts(job.kind()) {
                     tracing::error!(delivery_id = %job.delivery_id(), attempt = info.attempt, error = %error, "out of attempts; dead-lettered");
-                    dead_letters::bury(&self.db, info.row_id, job, Reason::Exhausted, &error, info.attempt)
-                        .await?;
+                    dead_letters::bury(
+                        &self.db,
+                        info.row_id,
+                        job,
+                        Reason::Exhausted,
+                        &error,
+                        info.attempt,
+                    )
+                    .await?;
                     return Ok(Outcome::Dead {
                         reason: Reason::Exhausted,
                     });

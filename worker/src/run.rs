@@ -160,7 +160,11 @@ impl Handler {
             Some(limit) => Some(limit.acquire().await.map_err(JobFailure::new)?),
             None => None,
         };
-        let outcome = self.batcher.run(job.clone()).await.map_err(JobFailure::new)?;
+        let outcome = self
+            .batcher
+            .run(job.clone())
+            .await
+            .map_err(JobFailure::new)?;
         match outcome {
             Ok(Outcome::Processed { latency }) => {
                 self.metrics.count(kind, "processed");
@@ -194,10 +198,13 @@ impl Handler {
     }
 }
 
-/// Removes finished jobs' bookkeeping from Redis every few seconds (apalis-redis keeps it
-/// forever, ~450 bytes a job).
+/// Removes finished and abandoned jobs' bookkeeping from Redis every few seconds (apalis-redis
+/// keeps it forever, ~450 bytes a job).
 async fn janitor(queue: Queue, shutdown: CancellationToken) {
     loop {
+        if let Err(e) = queue.trim_dead(1_000).await {
+            tracing::debug!(error = %e, "janitor: redis");
+        }
         match queue.trim_done(1_000).await {
             Ok(1_000) => continue,
             Ok(_) => {}

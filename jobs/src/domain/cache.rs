@@ -25,14 +25,21 @@ use super::{
 /// Bounds each map; on overflow it is simply emptied (entries are cheap to rebuild).
 const MAX_ENTRIES: usize = 100_000;
 
+/// An organization: (id, installation id known).
+type OrgEntry = (i64, bool);
+/// A repository: (organization id, newest snapshot time written, default branch known).
+type RepoEntry = (i64, Option<DateTime<Utc>>, bool);
+/// A user: (login, type, bot), keyed by (organization id, user id).
+type UserKey = (i64, i64);
+type UserEntry = (String, String, bool);
+
 #[derive(Debug, Default)]
 struct Maps {
-    /// GitHub account id → (organization id, installation id known).
-    organizations: HashMap<i64, (i64, bool)>,
-    /// Repository id → (organization id, newest snapshot time written, default branch known).
-    repositories: HashMap<i64, (i64, Option<DateTime<Utc>>, bool)>,
-    /// (organization id, user id) → (login, type, bot).
-    users: HashMap<(i64, i64), (String, String, bool)>,
+    /// By GitHub account id.
+    organizations: HashMap<i64, OrgEntry>,
+    /// By repository id.
+    repositories: HashMap<i64, RepoEntry>,
+    users: HashMap<UserKey, UserEntry>,
 }
 
 /// Shared by the jobs of one process; cheap to clone.
@@ -68,9 +75,9 @@ impl Cache {
 /// Facts a transaction established, cached once it commits ([`Cache::absorb`]).
 #[derive(Debug, Default)]
 pub struct Staged {
-    organizations: Vec<(i64, (i64, bool))>,
-    repositories: Vec<(i64, (i64, Option<DateTime<Utc>>, bool))>,
-    users: Vec<((i64, i64), (String, String, bool))>,
+    organizations: Vec<(i64, OrgEntry)>,
+    repositories: Vec<(i64, RepoEntry)>,
+    users: Vec<(UserKey, UserEntry)>,
 }
 
 /// The writers' view of one transaction: the connection plus the cache.
@@ -101,7 +108,12 @@ impl<'a, C: ConnectionTrait> Session<'a, C> {
 
     /// [`organizations::ensure`], skipped when this process already knows the organization.
     pub async fn organization(&mut self, account: &AccountRef) -> Result<i64, DbErr> {
-        let cached = self.cache.maps().organizations.get(&account.account_id).copied();
+        let cached = self
+            .cache
+            .maps()
+            .organizations
+            .get(&account.account_id)
+            .copied();
         if let Some((id, has_installation)) = cached
             && (has_installation || account.installation_id.is_none())
         {
@@ -110,7 +122,10 @@ impl<'a, C: ConnectionTrait> Session<'a, C> {
         let id = organizations::ensure(self.db, account).await?;
         self.staged.organizations.push((
             account.account_id,
-            (id, account.installation_id.is_some() || cached.is_some_and(|c| c.1)),
+            (
+                id,
+                account.installation_id.is_some() || cached.is_some_and(|c| c.1),
+            ),
         ));
         Ok(id)
     }
@@ -135,7 +150,11 @@ impl<'a, C: ConnectionTrait> Session<'a, C> {
         repositories::upsert(self.db, organization_id, repo).await?;
         self.staged.repositories.push((
             repo.github_id,
-            (organization_id, repo.updated_at, repo.default_branch.is_some()),
+            (
+                organization_id,
+                repo.updated_at,
+                repo.default_branch.is_some(),
+            ),
         ));
         Ok(())
     }
@@ -161,9 +180,11 @@ impl<'a, C: ConnectionTrait> Session<'a, C> {
             return Ok(());
         }
         users::upsert(self.db, organization_id, fresh.iter().cloned()).await?;
-        self.staged.users.extend(fresh.into_iter().map(|u| {
-            ((organization_id, u.id), (u.login, u.user_type, u.is_bot))
-        }));
+        self.staged.users.extend(
+            fresh
+                .into_iter()
+                .map(|u| ((organization_id, u.id), (u.login, u.user_type, u.is_bot))),
+        );
         Ok(())
     }
 }

@@ -62,7 +62,52 @@ fn version(table: &str) -> String {
     )
 }
 
-fn upsert_sql() -> String {
+/// The version tuple of [`version`], in Rust, for merging snapshots of one batch.
+fn version_key(pr: &PullRequestSnapshot) -> (DateTime<Utc>, u8, i32, &str) {
+    let rank = match pr.state {
+        PrState::Open => 1,
+        PrState::Closed => 2,
+        PrState::Merged => 3,
+    };
+    (
+        pr.updated_at,
+        rank,
+        pr.commits_count.unwrap_or(-1),
+        pr.head_sha.as_str(),
+    )
+}
+
+fn min_opt(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Two snapshots of one pull request as one, exactly as the upsert would combine them in
+/// either order (a statement may not touch a row twice, so a batch is merged first).
+fn merge(a: PullRequestSnapshot, b: PullRequestSnapshot) -> PullRequestSnapshot {
+    let (older, mut newer) = if version_key(&b) > version_key(&a) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    newer.created_at = newer.created_at.min(older.created_at);
+    newer.ready_for_review_at = min_opt(newer.ready_for_review_at, older.ready_for_review_at);
+    newer.author_id = older.author_id.or(newer.author_id);
+    newer.additions = newer.additions.or(older.additions);
+    newer.deletions = newer.deletions.or(older.deletions);
+    newer.changed_files = newer.changed_files.or(older.changed_files);
+    newer.commits_count = newer.commits_count.or(older.commits_count);
+    newer
+}
+
+fn upsert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(build_upsert_sql)
+}
+
+fn build_upsert_sql() -> String {
     let newer = format!("{} > {}", version("EXCLUDED"), version("p"));
     let snapshot = [
         "title",
@@ -83,7 +128,9 @@ fn upsert_sql() -> String {
         ["additions", "deletions", "changed_files", "commits_count"]
             .iter()
             .map(|c| {
-                format!("{c} = CASE WHEN {newer} THEN COALESCE(EXCLUDED.{c}, p.{c}) ELSE p.{c} END")
+                format!(
+                    "{c} = CASE WHEN {newer} THEN COALESCE(EXCLUDED.{c}, p.{c}) ELSE COALESCE(p.{c}, EXCLUDED.{c}) END"
+                )
             }),
     )
     .collect::<Vec<_>>()
@@ -93,7 +140,16 @@ fn upsert_sql() -> String {
             title, state, draft, created_at, ready_for_review_at, merged_at, closed_at, merged_by_id, \
             merge_commit_sha, head_sha, head_ref, base_ref, additions, deletions, changed_files, \
             commits_count, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+         SELECT x.github_id, $1, x.repository_id, x.number, x.author_id, x.title, x.state, x.draft, \
+            x.created_at, x.ready_for_review_at, x.merged_at, x.closed_at, x.merged_by_id, \
+            x.merge_commit_sha, x.head_sha, x.head_ref, x.base_ref, x.additions, x.deletions, \
+            x.changed_files, x.commits_count, x.updated_at \
+         FROM jsonb_to_recordset($2::jsonb) AS x(github_id int8, repository_id int8, number int4, \
+            author_id int8, title text, state text, draft bool, created_at timestamptz, \
+            ready_for_review_at timestamptz, merged_at timestamptz, closed_at timestamptz, \
+            merged_by_id int8, merge_commit_sha text, head_sha text, head_ref text, base_ref text, \
+            additions int4, deletions int4, changed_files int4, commits_count int4, updated_at timestamptz) \
+         ORDER BY x.github_id \
          ON CONFLICT (github_id) DO UPDATE SET {snapshot}, \
             created_at = LEAST(p.created_at, EXCLUDED.created_at), \
             ready_for_review_at = LEAST(p.ready_for_review_at, EXCLUDED.ready_for_review_at), \
@@ -102,7 +158,10 @@ fn upsert_sql() -> String {
          WHERE {newer} \
             OR EXCLUDED.created_at < p.created_at \
             OR p.ready_for_review_at IS DISTINCT FROM LEAST(p.ready_for_review_at, EXCLUDED.ready_for_review_at) \
-            OR (p.author_id IS NULL AND EXCLUDED.author_id IS NOT NULL)"
+            OR (p.author_id IS NULL AND EXCLUDED.author_id IS NOT NULL) \
+            OR (p.commits_count IS NULL AND EXCLUDED.commits_count IS NOT NULL) \
+            OR (p.additions IS NULL AND EXCLUDED.additions IS NOT NULL) \
+         RETURNING github_id"
     )
 }
 
@@ -113,48 +172,88 @@ pub async fn upsert<C: ConnectionTrait>(
     organization_id: i64,
     pr: &PullRequestSnapshot,
 ) -> Result<(), DbErr> {
-    let changed = db.execute_raw(stmt(
-        &upsert_sql(),
-        [
-            pr.github_id.into(),
-            organization_id.into(),
-            pr.repository_id.into(),
-            pr.number.into(),
-            pr.author_id.into(),
-            pr.title.clone().into(),
-            pr.state.as_str().into(),
-            pr.draft.into(),
-            pr.created_at.into(),
-            pr.ready_for_review_at.into(),
-            pr.merged_at.into(),
-            pr.closed_at.into(),
-            pr.merged_by_id.into(),
-            pr.merge_commit_sha.clone().into(),
-            pr.head_sha.clone().into(),
-            pr.head_ref.clone().into(),
-            pr.base_ref.clone().into(),
-            pr.additions.into(),
-            pr.deletions.into(),
-            pr.changed_files.into(),
-            pr.commits_count.into(),
-            pr.updated_at.into(),
-        ],
-    ))
-    .await?
-    .rows_affected();
-    if changed == 0 {
+    upsert_many(db, organization_id, std::slice::from_ref(pr)).await
+}
+
+/// [`upsert`] for many snapshots in two statements (several snapshots of one pull request are
+/// merged first, by the same rules).
+pub async fn upsert_many<C: ConnectionTrait>(
+    db: &C,
+    organization_id: i64,
+    prs: &[PullRequestSnapshot],
+) -> Result<(), DbErr> {
+    let mut merged: std::collections::BTreeMap<i64, PullRequestSnapshot> = Default::default();
+    for pr in prs {
+        let pr = match merged.remove(&pr.github_id) {
+            Some(seen) => merge(seen, pr.clone()),
+            None => pr.clone(),
+        };
+        merged.insert(pr.github_id, pr);
+    }
+    if merged.is_empty() {
         return Ok(());
     }
-    refresh_review_times(db, pr.github_id).await
+    let rows: Vec<serde_json::Value> = merged
+        .values()
+        .map(|pr| {
+            serde_json::json!({
+                "github_id": pr.github_id,
+                "repository_id": pr.repository_id,
+                "number": pr.number,
+                "author_id": pr.author_id,
+                "title": pr.title,
+                "state": pr.state.as_str(),
+                "draft": pr.draft,
+                "created_at": pr.created_at,
+                "ready_for_review_at": pr.ready_for_review_at,
+                "merged_at": pr.merged_at,
+                "closed_at": pr.closed_at,
+                "merged_by_id": pr.merged_by_id,
+                "merge_commit_sha": pr.merge_commit_sha,
+                "head_sha": pr.head_sha,
+                "head_ref": pr.head_ref,
+                "base_ref": pr.base_ref,
+                "additions": pr.additions,
+                "deletions": pr.deletions,
+                "changed_files": pr.changed_files,
+                "commits_count": pr.commits_count,
+                "updated_at": pr.updated_at,
+            })
+        })
+        .collect();
+    let changed = db
+        .query_all_raw(stmt(
+            upsert_sql(),
+            [organization_id.into(), serde_json::Value::from(rows).into()],
+        ))
+        .await?;
+    let ids = changed
+        .iter()
+        .map(|row| row.try_get::<i64>("", "github_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    refresh_review_times_many(db, &ids).await
 }
 
 /// `first_review_at`: the earliest review (any state but pending) or review comment by someone
 /// other than the author and not a bot; `first_approved_at`: the earliest approval. Recomputed
 /// from `reviews`, so it does not matter whether the reviews or the pull request came first.
+/// (Reviews are never deleted, so a pull request without any keeps both times empty and is
+/// skipped.)
 pub async fn refresh_review_times<C: ConnectionTrait>(
     db: &C,
     pull_request_id: i64,
 ) -> Result<(), DbErr> {
+    refresh_review_times_many(db, &[pull_request_id]).await
+}
+
+/// [`refresh_review_times`] for several pull requests in one statement.
+pub async fn refresh_review_times_many<C: ConnectionTrait>(
+    db: &C,
+    pull_request_ids: &[i64],
+) -> Result<(), DbErr> {
+    if pull_request_ids.is_empty() {
+        return Ok(());
+    }
     db.execute_raw(stmt(
         "WITH t AS ( \
             SELECT p.github_id, \
@@ -164,13 +263,14 @@ pub async fn refresh_review_times<C: ConnectionTrait>(
                         WHERE u.organization_id = p.organization_id \
                           AND u.github_id = r.reviewer_id AND u.is_bot)) AS first_review, \
                 min(r.submitted_at) FILTER (WHERE r.approved) AS first_approved \
-            FROM pull_requests p LEFT JOIN reviews r ON r.pull_request_id = p.github_id \
-            WHERE p.github_id = $1 GROUP BY p.github_id) \
+            FROM pull_requests p JOIN reviews r ON r.pull_request_id = p.github_id \
+            WHERE p.github_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8)) \
+            GROUP BY p.github_id) \
          UPDATE pull_requests p SET first_review_at = t.first_review, \
             first_approved_at = t.first_approved, synced_at = now() \
          FROM t WHERE p.github_id = t.github_id \
            AND (p.first_review_at, p.first_approved_at) IS DISTINCT FROM (t.first_review, t.first_approved)",
-        [pull_request_id.into()],
+        [serde_json::json!(pull_request_ids).into()],
     ))
     .await?;
     Ok(())

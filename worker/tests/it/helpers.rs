@@ -186,6 +186,24 @@ impl Env {
             .expect("runner records the outcome")
     }
 
+    /// Runs the jobs of stored deliveries together, as one batch.
+    pub async fn run_batch(&self, deliveries: &[(&str, &str)]) -> Vec<Outcome> {
+        let jobs: Vec<WebhookJob> = deliveries
+            .iter()
+            .map(|(id, event)| {
+                let kind = JobKind::for_event(&jobs::EventName::parse(event).expect("event"))
+                    .expect("a processed event");
+                WebhookJob::new(kind, DeliveryId::parse(id).expect("id"))
+            })
+            .collect();
+        Runner::new(self.db.clone(), RetryPolicy::default())
+            .run_batch(&jobs)
+            .await
+            .into_iter()
+            .map(|o| o.expect("runner records the outcome"))
+            .collect()
+    }
+
     /// Stores and processes a delivery, expecting it to be applied.
     pub async fn apply(&self, id: &str, event: &str, payload: &str) {
         self.insert(id, event, payload, "queued").await;

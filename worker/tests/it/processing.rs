@@ -191,6 +191,46 @@ async fn a_pull_request_life_cycle_applied_in_every_order_gives_one_final_row() 
 }
 
 #[tokio::test]
+async fn a_life_cycle_run_as_one_batch_gives_the_same_row_as_one_job_at_a_time() {
+    let env = Env::new().await;
+    let orders = permutations(LIFECYCLE.len());
+    // One at a time, in order, for pull request 0; as one batch in every order for the others.
+    for (i, (event, payload)) in lifecycle_for(0).iter().enumerate() {
+        env.apply(&format!("single-{i}"), event, payload).await;
+    }
+    for (n, order) in orders.iter().enumerate().map(|(n, o)| (n as i64 + 1, o)) {
+        let deliveries = lifecycle_for(n);
+        let mut batch = Vec::new();
+        for &i in order {
+            let (event, payload) = &deliveries[i];
+            let id = format!("batch-{n}-{i}");
+            env.insert(&id, event, payload, "queued").await;
+            batch.push((id, *event));
+        }
+        let refs: Vec<(&str, &str)> = batch.iter().map(|(id, e)| (id.as_str(), *e)).collect();
+        let outcomes = env.run_batch(&refs).await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Outcome::Processed { .. })),
+            "{outcomes:?}"
+        );
+    }
+    let rows = pull_request::Entity::find()
+        .order_by_asc(pull_request::Column::GithubId)
+        .all(&env.db)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 121);
+    let expected = essence(&rows[0]);
+    assert!(expected.contains("merged"), "{expected}");
+    for (row, order) in rows[1..].iter().zip(&orders) {
+        assert_eq!(essence(row), expected, "batch order {order:?}");
+    }
+    env.teardown().await;
+}
+
+#[tokio::test]
 async fn duplicates_and_older_snapshots_change_nothing() {
     let env = Env::new().await;
     let merged = fixture("lifecycle/05-closed_merged.json");
