@@ -6,7 +6,7 @@ use std::time::Duration;
 use jobs::{DeliveryId, JobKind, WebhookJob, testing::RedisServer};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 
-use crate::helpers::{Env, eventually, fixture, terminate};
+use crate::helpers::{Env, eventually, fixture, fixture_json, terminate};
 
 /// Makes every write to `pull_requests` fail until [`heal`] — a transient database fault.
 async fn break_pull_requests(env: &Env) {
@@ -302,6 +302,80 @@ async fn sigterm_lets_the_job_in_flight_finish_and_exits_zero() {
     };
     assert!(status.success(), "{status:?}");
     assert_eq!(env.status("in-flight").await, "processed");
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_job_type_at_its_concurrency_limit_waits_while_other_types_run() {
+    let env = Env::new().await;
+    let worker = env
+        .start_worker(&[("WORKER_TYPE_CONCURRENCY", "processPullRequest=1")])
+        .await;
+    // One pull-request job is held mid-job…
+    env.insert(
+        "pr-a",
+        "pull_request",
+        &fixture("lifecycle/01-opened.json"),
+        "queued",
+    )
+    .await;
+    let lock = hold_mid_job(&env, "pr-a").await;
+    env.queue
+        .push(vec![WebhookJob::new(
+            JobKind::ProcessPullRequest,
+            DeliveryId::parse("pr-a").expect("id"),
+        )])
+        .await
+        .expect("push");
+    eventually(
+        Duration::from_secs(20),
+        "the first PR job started",
+        || async { env.delivery("pr-a").await.attempts == 1 },
+    )
+    .await;
+    // …so a second one waits for its type's only slot, while a push job runs.
+    let mut other_pr = fixture_json("lifecycle/10-squash_merged.json");
+    other_pr["pull_request"]["id"] = 42.into();
+    env.insert("pr-b", "pull_request", &other_pr.to_string(), "queued")
+        .await;
+    env.insert(
+        "push",
+        "push",
+        &fixture("lifecycle/11-push_squash.json"),
+        "queued",
+    )
+    .await;
+    env.queue
+        .push(vec![
+            WebhookJob::new(
+                JobKind::ProcessPullRequest,
+                DeliveryId::parse("pr-b").expect("id"),
+            ),
+            WebhookJob::new(JobKind::ProcessPush, DeliveryId::parse("push").expect("id")),
+        ])
+        .await
+        .expect("push");
+    eventually(Duration::from_secs(20), "the push job ran", || async {
+        env.status("push").await == "processed"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        env.delivery("pr-b").await.attempts,
+        0,
+        "waited for the PR slot"
+    );
+
+    lock.rollback().await.expect("release");
+    eventually(
+        Duration::from_secs(20),
+        "both PR jobs processed",
+        || async {
+            env.status("pr-a").await == "processed" && env.status("pr-b").await == "processed"
+        },
+    )
+    .await;
+    worker.stop().await;
     env.teardown().await;
 }
 
