@@ -46,7 +46,8 @@ async fn transient_failures_are_retried_with_backoff_until_they_succeed() {
         .await;
 
     eventually(Duration::from_secs(30), "three failed attempts", || async {
-        env.delivery("flaky").await.attempts >= 3
+        let row = env.delivery("flaky").await;
+        row.attempts >= 3 && row.status.as_str() == "failed"
     })
     .await;
     let row = env.delivery("flaky").await;
