@@ -233,7 +233,7 @@ pub async fn count_pending(db: &DatabaseConnection) -> Result<u64, DbErr> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// What [`record_attempt`] found.
+/// What [`record_attempts`] found for a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {
     /// Counted: run the job.
@@ -307,18 +307,7 @@ pub async fn record_attempts(
     Ok(found)
 }
 
-/// [`record_attempts`] for one delivery.
-pub async fn record_attempt(
-    db: &DatabaseConnection,
-    delivery_id: &DeliveryId,
-) -> Result<Attempt, DbErr> {
-    Ok(record_attempts(db, &[delivery_id])
-        .await?
-        .remove(delivery_id.as_str())
-        .unwrap_or(Attempt::NotVisible))
-}
-
-/// A delivery locked for processing by [`lock_for_processing`].
+/// A delivery locked for processing by [`lock_many_for_processing`].
 #[derive(Debug, Clone)]
 pub struct Locked {
     pub status: String,
@@ -327,32 +316,9 @@ pub struct Locked {
     pub received_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Locks the delivery row for the caller's transaction and loads it: duplicate jobs of one
-/// delivery run one after the other, and the second sees `processed`.
-pub async fn lock_for_processing<C: ConnectionTrait>(
-    txn: &C,
-    row_id: i64,
-) -> Result<Option<Locked>, DbErr> {
-    let row = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT status, event, payload::text AS payload, received_at \
-             FROM webhook_deliveries WHERE id = $1 FOR UPDATE",
-            [Value::from(row_id)],
-        ))
-        .await?;
-    row.map(|row| {
-        Ok(Locked {
-            status: row.try_get("", "status")?,
-            event: row.try_get("", "event")?,
-            payload: row.try_get("", "payload")?,
-            received_at: row.try_get("", "received_at")?,
-        })
-    })
-    .transpose()
-}
-
-/// Locks and loads several deliveries (in id order, so concurrent batches lock alike).
+/// Locks the deliveries' rows for the caller's transaction (in id order, so concurrent batches
+/// lock alike) and loads them: duplicate jobs of one delivery run one after the other, and the
+/// second sees `processed`.
 pub async fn lock_many_for_processing<C: ConnectionTrait>(
     txn: &C,
     row_ids: &[i64],
@@ -395,18 +361,6 @@ pub async fn mark_many_processed<C: ConnectionTrait>(
             next_attempt_at = NULL, last_error = NULL, updated_at = now() \
          WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8))",
         [Value::from(serde_json::json!(row_ids))],
-    ))
-    .await?;
-    Ok(())
-}
-
-/// Marks a delivery processed, in the transaction that wrote its rows.
-pub async fn mark_processed<C: ConnectionTrait>(txn: &C, row_id: i64) -> Result<(), DbErr> {
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "UPDATE webhook_deliveries SET status = 'processed', processed_at = now(), \
-            next_attempt_at = NULL, last_error = NULL, updated_at = now() WHERE id = $1",
-        [Value::from(row_id)],
     ))
     .await?;
     Ok(())

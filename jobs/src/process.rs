@@ -100,16 +100,6 @@ pub fn parse(input: DeliveryInput<'_>) -> Result<Parsed, ProcessError> {
     }
 }
 
-/// Applies a delivery in `db` (a transaction): parse, then write.
-pub async fn apply<C: ConnectionTrait>(
-    session: &mut Session<'_, C>,
-    input: DeliveryInput<'_>,
-) -> Result<(), ProcessError> {
-    let parsed = parse(input)?;
-    write(session, &parsed).await?;
-    Ok(())
-}
-
 /// Writes several parsed deliveries in one transaction; their pull-request snapshots go in one
 /// statement per organization.
 pub async fn write_all<C: ConnectionTrait>(

@@ -172,7 +172,7 @@ impl Runner {
                         tracing::debug!(error = %e, "batch failed; running its jobs one by one");
                     }
                     for c in &runnable {
-                        let result = self.apply_alone(c.info.row_id).await;
+                        let result = self.apply_alone(c).await;
                         if result.is_err() {
                             self.cache.clear();
                         }
@@ -240,32 +240,13 @@ impl Runner {
         Ok(results)
     }
 
-    /// Applies one delivery and marks it processed in its own transaction. `Ok(false)`:
-    /// another job of the same delivery finished it first.
-    async fn apply_alone(&self, row_id: i64) -> Result<bool, ProcessError> {
-        let txn = self.db.begin().await?;
-        let Some(delivery) = deliveries::lock_for_processing(&txn, row_id).await? else {
-            return Ok(false);
-        };
-        if !matches!(delivery.status.as_str(), "pending" | "queued" | "failed") {
-            txn.commit().await?;
-            return Ok(false);
-        }
-        let mut session = Session::new(&txn, self.cache.clone());
-        process::apply(
-            &mut session,
-            DeliveryInput {
-                event: &delivery.event,
-                payload: &delivery.payload,
-                received_at: delivery.received_at,
-            },
-        )
-        .await?;
-        deliveries::mark_processed(&txn, row_id).await?;
-        let staged = session.finish();
-        txn.commit().await?;
-        self.cache.absorb(staged);
-        Ok(true)
+    /// Applies one delivery in a transaction of its own (a batch of one). `Ok(false)`: another
+    /// job of the same delivery finished it first.
+    async fn apply_alone(&self, c: &Counted<'_>) -> Result<bool, ProcessError> {
+        self.apply_together(std::slice::from_ref(c))
+            .await?
+            .pop()
+            .unwrap_or(Ok(false))
     }
 
     /// Records what a run of `c` came to: processed, or a retry, or a dead letter.
