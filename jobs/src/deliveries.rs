@@ -89,13 +89,6 @@ pub async fn insert_many(
         .collect())
 }
 
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Puts deliveries back to `pending` inside the transaction that inserted them as `queued`,
 /// when their push to Redis failed: the relay hands them over later.
 pub async fn set_pending(
@@ -171,16 +164,13 @@ pub async fn mark_rows_queued<C: ConnectionTrait>(txn: &C, row_ids: &[i64]) -> R
     if row_ids.is_empty() {
         return Ok(());
     }
-    let sql = format!(
-        "UPDATE webhook_deliveries \
-         SET status = 'queued', queued_at = now(), next_attempt_at = NULL, updated_at = now() \
-         WHERE id IN ({})",
-        placeholders(1, row_ids.len())
-    );
+    // One statement for any number of rows (ids as a JSON array), as every bulk update here.
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        sql,
-        row_ids.iter().map(|id| Value::from(*id)),
+        "UPDATE webhook_deliveries \
+         SET status = 'queued', queued_at = now(), next_attempt_at = NULL, updated_at = now() \
+         WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8))",
+        [Value::from(serde_json::json!(row_ids))],
     ))
     .await?;
     Ok(())
