@@ -102,10 +102,8 @@ fn merge(a: PullRequestSnapshot, b: PullRequestSnapshot) -> PullRequestSnapshot 
     newer
 }
 
-fn upsert_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(build_upsert_sql)
-}
+/// Assembled once: writers run on every job.
+static UPSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(build_upsert_sql);
 
 fn build_upsert_sql() -> String {
     let newer = format!("{} > {}", version("EXCLUDED"), version("p"));
@@ -223,7 +221,7 @@ pub async fn upsert_many<C: ConnectionTrait>(
         .collect();
     let changed = db
         .query_all_raw(stmt(
-            upsert_sql(),
+            &UPSERT,
             [organization_id.into(), serde_json::Value::from(rows).into()],
         ))
         .await?;

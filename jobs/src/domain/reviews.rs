@@ -2,6 +2,8 @@
 //! review). A review's state only moves up pending < commented < changes_requested < approved
 //! < dismissed; `submitted_at` keeps the earliest time seen.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -35,7 +37,26 @@ pub async fn upsert<C: ConnectionTrait>(
     organization_id: i64,
     review: &ReviewFact,
 ) -> Result<(), DbErr> {
-    let sql = format!(
+    db.execute_raw(stmt(
+        &UPSERT,
+        [
+            review.github_id.into(),
+            organization_id.into(),
+            review.repository_id.into(),
+            review.pull_request_id.into(),
+            review.reviewer_id.into(),
+            review.state.clone().into(),
+            review.submitted_at.into(),
+            review.commit_id.clone().into(),
+        ],
+    ))
+    .await?;
+    pull_requests::refresh_review_times(db, review.pull_request_id).await
+}
+
+/// Assembled once: writers run on every job.
+static UPSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "INSERT INTO reviews AS r (github_id, organization_id, repository_id, pull_request_id, reviewer_id, \
             state, approved, submitted_at, commit_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $6 = 'approved', $7, $8) \
@@ -51,20 +72,5 @@ pub async fn upsert<C: ConnectionTrait>(
             OR r.submitted_at IS DISTINCT FROM LEAST(r.submitted_at, EXCLUDED.submitted_at) \
             OR (r.reviewer_id IS NULL AND EXCLUDED.reviewer_id IS NOT NULL) \
             OR (r.commit_id IS NULL AND EXCLUDED.commit_id IS NOT NULL)"
-    );
-    db.execute_raw(stmt(
-        &sql,
-        [
-            review.github_id.into(),
-            organization_id.into(),
-            review.repository_id.into(),
-            review.pull_request_id.into(),
-            review.reviewer_id.into(),
-            review.state.clone().into(),
-            review.submitted_at.into(),
-            review.commit_id.clone().into(),
-        ],
-    ))
-    .await?;
-    pull_requests::refresh_review_times(db, review.pull_request_id).await
-}
+    )
+});

@@ -1,6 +1,8 @@
 //! `workflow_runs`: GitHub Actions runs and check suites, newest snapshot wins (by GitHub's
 //! `updated_at`, then status progress, then run attempt).
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -52,19 +54,8 @@ pub async fn upsert<C: ConnectionTrait>(
     organization_id: i64,
     run: &RunSnapshot,
 ) -> Result<(), DbErr> {
-    let newer = format!("{} > {}", version("EXCLUDED"), version("w"));
-    let sql = format!(
-        "INSERT INTO workflow_runs AS w (kind, github_id, organization_id, repository_id, name, workflow_id, \
-            head_sha, head_branch, event, status, conclusion, run_number, run_attempt, created_at, \
-            updated_at, run_started_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-         ON CONFLICT (kind, github_id) DO UPDATE SET name = EXCLUDED.name, head_branch = EXCLUDED.head_branch, \
-            status = EXCLUDED.status, conclusion = EXCLUDED.conclusion, run_attempt = EXCLUDED.run_attempt, \
-            updated_at = EXCLUDED.updated_at, run_started_at = EXCLUDED.run_started_at, synced_at = now() \
-         WHERE {newer}"
-    );
     db.execute_raw(stmt(
-        &sql,
+        &UPSERT,
         [
             run.kind.as_str().into(),
             run.github_id.into(),
@@ -87,3 +78,18 @@ pub async fn upsert<C: ConnectionTrait>(
     .await?;
     Ok(())
 }
+
+/// Assembled once: writers run on every job.
+static UPSERT: LazyLock<String> = LazyLock::new(|| {
+    let newer = format!("{} > {}", version("EXCLUDED"), version("w"));
+    format!(
+        "INSERT INTO workflow_runs AS w (kind, github_id, organization_id, repository_id, name, workflow_id, \
+            head_sha, head_branch, event, status, conclusion, run_number, run_attempt, created_at, \
+            updated_at, run_started_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         ON CONFLICT (kind, github_id) DO UPDATE SET name = EXCLUDED.name, head_branch = EXCLUDED.head_branch, \
+            status = EXCLUDED.status, conclusion = EXCLUDED.conclusion, run_attempt = EXCLUDED.run_attempt, \
+            updated_at = EXCLUDED.updated_at, run_started_at = EXCLUDED.run_started_at, synced_at = now() \
+         WHERE {newer}"
+    )
+});
