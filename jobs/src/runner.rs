@@ -102,18 +102,11 @@ impl Runner {
         }
     }
 
-    /// Runs one job. An `Err` means PostgreSQL could not even record the outcome: the caller
-    /// should let apalis retry it.
-    pub async fn run(&self, job: &WebhookJob) -> Result<Outcome, DbErr> {
-        self.run_batch(std::slice::from_ref(job))
-            .await
-            .pop()
-            .unwrap_or(Ok(Outcome::Skipped))
-    }
-
-    /// Runs several jobs, one outcome per job in the same order. The attempts are counted in one
-    /// statement, the deliveries applied and marked processed in one transaction; if that
-    /// transaction fails, each job runs again alone, so one bad delivery only fails itself.
+    /// Runs jobs (one or many), one outcome per job in the same order. An `Err` means
+    /// PostgreSQL could not even record that job's outcome: the caller lets apalis retry it.
+    /// The attempts are counted in one statement, the deliveries applied and marked processed
+    /// in one transaction; if that transaction fails, each job runs again alone, so one bad
+    /// delivery only fails itself.
     #[tracing::instrument(skip_all, fields(jobs = jobs.len()))]
     pub async fn run_batch(&self, jobs: &[WebhookJob]) -> Vec<Result<Outcome, DbErr>> {
         let mut outcomes: Vec<Option<Result<Outcome, DbErr>>> = vec![None; jobs.len()];

@@ -1,7 +1,7 @@
 //! The worker's Prometheus metrics and the small HTTP server that exposes them (`/metrics`,
 //! `/health`) on `WORKER_METRICS_ADDR`.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use jobs::{Queue, dead_letters, deliveries};
@@ -144,11 +144,6 @@ pub async fn refresh_loop(
             () = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
-}
-
-/// Binds the metrics port; the caller serves it with [`serve`].
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
 }
 
 pub async fn serve(

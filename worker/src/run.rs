@@ -49,7 +49,7 @@ impl Worker {
         );
         let listener = match config.metrics_addr {
             Some(addr) => Some(
-                crate::metrics::bind(addr)
+                tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|source| RunError::Metrics { addr, source })?,
             ),

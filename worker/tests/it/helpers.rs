@@ -16,7 +16,9 @@ use jobs::{
     testing::{TestDb, delete_namespace, redis_url},
 };
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, DbBackend, Iterable, Statement, Value,
+};
 use tokio_util::sync::CancellationToken;
 use worker::{config::WorkerConfig, run::Worker};
 
@@ -152,13 +154,9 @@ impl Env {
     /// Stores a delivery as the API does (same statement, same driver: sqlx would stall ~40 ms
     /// on every large payload, see ARCHITECTURE.md).
     pub async fn insert(&self, id: &str, event: &str, payload: &str, status: &str) {
-        let status = match status {
-            "pending" => DeliveryStatus::Pending,
-            "queued" => DeliveryStatus::Queued,
-            "processed" => DeliveryStatus::Processed,
-            "ignored" => DeliveryStatus::Ignored,
-            other => panic!("insert with status {other}"),
-        };
+        let status = DeliveryStatus::iter()
+            .find(|s| s.as_str() == status)
+            .unwrap_or_else(|| panic!("no delivery status {status}"));
         let delivery = NewDelivery {
             delivery_id: DeliveryId::parse(id).expect("delivery id"),
             event: jobs::EventName::parse(event).expect("event"),
@@ -177,13 +175,8 @@ impl Env {
 
     /// Runs the job of a stored delivery once, in this process, as a worker would.
     pub async fn run_job(&self, id: &str, event: &str) -> Outcome {
-        let kind = JobKind::for_event(&jobs::EventName::parse(event).expect("event"))
-            .expect("a processed event");
-        let job = WebhookJob::new(kind, DeliveryId::parse(id).expect("id"));
-        Runner::new(self.db.clone(), RetryPolicy::default())
-            .run(&job)
-            .await
-            .expect("runner records the outcome")
+        let mut outcomes = self.run_batch(&[(id, event)]).await;
+        outcomes.pop().expect("one outcome")
     }
 
     /// Runs the jobs of stored deliveries together, as one batch.
@@ -193,7 +186,7 @@ impl Env {
             .map(|(id, event)| {
                 let kind = JobKind::for_event(&jobs::EventName::parse(event).expect("event"))
                     .expect("a processed event");
-                WebhookJob::new(kind, DeliveryId::parse(id).expect("id"))
+                job(kind, id)
             })
             .collect();
         Runner::new(self.db.clone(), RetryPolicy::default())
@@ -256,6 +249,11 @@ impl Env {
         self.test_db.drop_db().await;
         delete_namespace(&self.queue).await;
     }
+}
+
+/// The job of delivery `id`.
+pub fn job(kind: JobKind, id: &str) -> WebhookJob {
+    WebhookJob::new(kind, DeliveryId::parse(id).expect("delivery id"))
 }
 
 /// A worker running inside the test process.

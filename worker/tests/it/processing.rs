@@ -2,23 +2,10 @@
 //! any order give one final row, duplicates and older snapshots change nothing.
 
 use entities::{commit, deployment, organization, pull_request, repository, review};
-use jobs::runner::Outcome;
+use jobs::{JobKind, runner::Outcome};
 use sea_orm::{EntityTrait, QueryOrder};
 
 use crate::helpers::{Env, fixture, fixture_json};
-
-const PROCESSED_EVENTS: [&str; 10] = [
-    "pull_request",
-    "pull_request_review",
-    "pull_request_review_comment",
-    "push",
-    "deployment",
-    "deployment_status",
-    "workflow_run",
-    "check_suite",
-    "installation",
-    "installation_repositories",
-];
 
 #[tokio::test]
 async fn every_example_payload_of_a_processed_event_applies() {
@@ -26,7 +13,7 @@ async fn every_example_payload_of_a_processed_event_applies() {
     let root =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/tests/fixtures/webhooks");
     let mut applied = 0;
-    for event in PROCESSED_EVENTS {
+    for event in JobKind::PROCESSED_EVENTS {
         let mut files: Vec<_> = std::fs::read_dir(root.join(event))
             .expect("fixture folder")
             .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use jobs::{DeliveryId, JobKind, WebhookJob, testing::RedisServer};
+use jobs::{JobKind, testing::RedisServer};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 
-use crate::helpers::{Env, eventually, fixture, fixture_json, terminate};
+use crate::helpers::{Env, eventually, fixture, fixture_json, job, terminate};
 
 /// Makes every write to `pull_requests` fail until [`heal`] — a transient database fault.
 async fn break_pull_requests(env: &Env) {
@@ -229,10 +229,7 @@ async fn enqueue(env: &Env, id: &str) {
     )
     .await;
     env.queue
-        .push(vec![WebhookJob::new(
-            JobKind::ProcessPullRequest,
-            DeliveryId::parse(id).expect("id"),
-        )])
+        .push(vec![job(JobKind::ProcessPullRequest, id)])
         .await
         .expect("push");
 }
@@ -322,10 +319,7 @@ async fn a_job_type_at_its_concurrency_limit_waits_while_other_types_run() {
     .await;
     let lock = hold_mid_job(&env, "pr-a").await;
     env.queue
-        .push(vec![WebhookJob::new(
-            JobKind::ProcessPullRequest,
-            DeliveryId::parse("pr-a").expect("id"),
-        )])
+        .push(vec![job(JobKind::ProcessPullRequest, "pr-a")])
         .await
         .expect("push");
     eventually(
@@ -348,11 +342,8 @@ async fn a_job_type_at_its_concurrency_limit_waits_while_other_types_run() {
     .await;
     env.queue
         .push(vec![
-            WebhookJob::new(
-                JobKind::ProcessPullRequest,
-                DeliveryId::parse("pr-b").expect("id"),
-            ),
-            WebhookJob::new(JobKind::ProcessPush, DeliveryId::parse("push").expect("id")),
+            job(JobKind::ProcessPullRequest, "pr-b"),
+            job(JobKind::ProcessPush, "push"),
         ])
         .await
         .expect("push");

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use jobs::{DeliveryId, JobKind, WebhookJob};
+use jobs::{JobKind, WebhookJob};
 
 use crate::helpers::{Env, eventually, fixture};
 
 fn job(id: &str) -> WebhookJob {
-    WebhookJob::new(JobKind::ProcessPush, DeliveryId::parse(id).expect("id"))
+    crate::helpers::job(JobKind::ProcessPush, id)
 }
 
 #[tokio::test]
