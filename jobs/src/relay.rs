@@ -29,8 +29,8 @@ pub enum RelayError {
 /// Tunables of the relay loop.
 #[derive(Debug, Clone, Copy)]
 pub struct RelaySettings {
-    /// A `queued` delivery no worker has tried for this long is assumed lost and handed over
-    /// again (safety net for jobs lost outside a Redis restart).
+    /// A `queued` delivery no worker has touched for this long is assumed lost and handed over
+    /// again (safety net for jobs lost outside a Redis restart, or given up on by apalis).
     pub stale_after: Duration,
     /// Idle wake-up period.
     pub interval: Duration,
