@@ -4,7 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use jobs::runtime::config::{CommonConfig, ConfigError, Vars};
 
-use crate::signature::WebhookSecrets;
+use crate::{auth::JwtKeys, signature::WebhookSecrets};
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -19,6 +19,13 @@ pub struct ApiConfig {
     /// `WEBHOOK_BODY_BUDGET`: bytes of webhook bodies held in memory at once, across requests
     /// (default 256 MiB); further requests wait.
     pub body_budget: usize,
+    /// `JWT_SECRET`: signs and checks access tokens (HS256, at least 32 bytes).
+    pub jwt: JwtKeys,
+    /// `TRUST_X_FORWARDED_FOR`: take the client address for sign-in throttling from the last
+    /// `X-Forwarded-For` entry (set only behind a proxy that writes it). Default false.
+    pub trust_forwarded_for: bool,
+    /// `PUBLIC_URL`: where people reach DevPulse, for invite links (default `http://API_ADDR`).
+    pub public_url: String,
 }
 
 impl ApiConfig {
@@ -47,6 +54,27 @@ impl ApiConfig {
                 "must be at least 1048576 (1 MiB)",
             ));
         }
+        let jwt_secret = vars.required("JWT_SECRET", "a-random-string-of-at-least-32-bytes")?;
+        if jwt_secret.len() < 32 {
+            return Err(ConfigError::new(
+                "JWT_SECRET",
+                "must be at least 32 bytes (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        let jwt = JwtKeys::new(jwt_secret.as_bytes());
+        let trust_forwarded_for = vars.parse_or("TRUST_X_FORWARDED_FOR", false)?;
+        let public_url = match vars.get("PUBLIC_URL") {
+            Some(raw) => {
+                let url = url::Url::parse(raw)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| {
+                        ConfigError::new("PUBLIC_URL", "must be an http(s) URL, e.g. https://devpulse.example.com")
+                    })?;
+                url.as_str().trim_end_matches('/').to_owned()
+            }
+            None => format!("http://{addr}"),
+        };
         Ok(Self {
             common,
             webhook_secrets,
@@ -54,6 +82,9 @@ impl ApiConfig {
             shutdown_grace,
             body_timeout,
             body_budget,
+            jwt,
+            trust_forwarded_for,
+            public_url,
         })
     }
 }
@@ -70,6 +101,7 @@ mod tests {
             ),
             ("REDIS_URL", "redis://127.0.0.1:6379"),
             ("GITHUB_WEBHOOK_SECRET", "one,two"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
         ])
     }
 
@@ -91,6 +123,12 @@ mod tests {
             ApiConfig::from_vars(&v).expect_err("secret").var,
             "GITHUB_WEBHOOK_SECRET"
         );
+        let mut v = vars();
+        v.set("JWT_SECRET", "short");
+        assert_eq!(ApiConfig::from_vars(&v).expect_err("jwt").var, "JWT_SECRET");
+        let mut v = vars();
+        v.set("PUBLIC_URL", "ftp://x");
+        assert_eq!(ApiConfig::from_vars(&v).expect_err("url").var, "PUBLIC_URL");
         let v = Vars::from_pairs([
             ("DATABASE_URL", "postgres://x/y"),
             ("REDIS_URL", "redis://x"),

@@ -44,12 +44,140 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
+    /// No credentials, or credentials that do not hold (401).
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Missing(String),
+    /// The request clashes with stored state; `details` carries that state when it helps.
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        details: Option<serde_json::Value>,
+    },
+    /// Well-formed but not acceptable (422).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    /// Not readable as the endpoint's input (400).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     code: &'a str,
     message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<jobs::people::PeopleError> for ApiError {
+    fn from(e: jobs::people::PeopleError) -> Self {
+        use jobs::people::PeopleError as E;
+        match e {
+            E::NotFound(what) => Self::Missing(what.to_owned()),
+            E::Conflict { code, message } => Self::Conflict {
+                code,
+                message,
+                details: None,
+            },
+            E::Invalid { code, message } => Self::Unprocessable { code, message },
+            E::Forbidden(message) => Self::Forbidden(message),
+            E::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<jobs::attendance::sessions::SessionError> for ApiError {
+    fn from(e: jobs::attendance::sessions::SessionError) -> Self {
+        use jobs::attendance::sessions::SessionError as E;
+        let message = e.to_string();
+        match e {
+            E::AlreadyOpen(open) => Self::Conflict {
+                code: "session_open",
+                message,
+                details: serde_json::to_value(&*open).ok().map(|s| serde_json::json!({ "session": s })),
+            },
+            E::Overlap(other) => Self::Conflict {
+                code: "session_overlap",
+                message,
+                details: serde_json::to_value(&*other).ok().map(|s| serde_json::json!({ "session": s })),
+            },
+            E::IdTaken => Self::Conflict {
+                code: "session_id_taken",
+                message,
+                details: None,
+            },
+            E::NotFound => Self::Missing(message),
+            E::Invalid { code, message } => Self::Unprocessable { code, message },
+            E::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection as R;
+        match e {
+            R::JsonDataError(e) => Self::unprocessable("invalid_body", e.body_text()),
+            R::MissingJsonContentType(_) => Self::BadRequest {
+                code: "unsupported_content_type",
+                message: "send the body as JSON with `Content-Type: application/json`".to_owned(),
+            },
+            other => Self::BadRequest {
+                code: "invalid_json",
+                message: other.body_text(),
+            },
+        }
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        Self::BadRequest {
+            code: "invalid_query",
+            message: e.body_text(),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(e: axum::extract::rejection::PathRejection) -> Self {
+        Self::BadRequest {
+            code: "invalid_path",
+            message: e.body_text(),
+        }
+    }
 }
 
 impl ApiError {
@@ -68,6 +196,13 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Missing(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -88,6 +223,13 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "storage_unavailable",
             Self::Internal(_) => "internal_error",
+            Self::Unauthorized { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::BadRequest { code, .. } => code,
+            Self::Forbidden(_) => "forbidden",
+            Self::Missing(_) => "not_found",
+            Self::TooManyRequests { .. } => "too_many_requests",
         }
     }
 }
@@ -100,10 +242,35 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let status = self.status();
-        let body = ErrorBody {
-            code: self.code(),
-            message: self.to_string(),
+        let code = self.code();
+        let message = self.to_string();
+        let (details, retry_after, challenge) = match self {
+            Self::Conflict { details, .. } => (details, None, false),
+            Self::TooManyRequests { retry_after, .. } => (None, Some(retry_after), false),
+            Self::Unauthorized { .. } => (None, None, true),
+            _ => (None, None, false),
         };
-        (status, Json(body)).into_response()
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                code,
+                message,
+                details,
+            }),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        if let Some(after) = retry_after
+            && let Ok(value) = after.as_secs().max(1).to_string().parse()
+        {
+            headers.insert(axum::http::header::RETRY_AFTER, value);
+        }
+        if challenge {
+            headers.insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

@@ -1,7 +1,9 @@
-//! DevPulse's HTTP API: GitHub webhook ingest, health and metrics.
+//! DevPulse's HTTP API: GitHub webhook ingest, `/api/v1` (sign-in, people, the tracker's
+//! sessions, attendance, dead letters), health and metrics.
 //!
 //! `main.rs` reads [`config::ApiConfig`], then [`startup::build`] → [`startup::Application::run`].
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod ingest;

@@ -13,7 +13,8 @@ use jobs::{
 };
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{DatabaseConnection, DbErr};
-use tokio::net::TcpListener;
+use jobs::people::throttle::LoginThrottle;
+use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -25,8 +26,9 @@ use crate::{
     error::ApiError,
     ingest::{self, Ingestor},
     metrics::Metrics,
+    auth::JwtKeys,
     routes::{
-        health,
+        health, v1,
         webhooks::{self, BodyBudget},
     },
     signature::WebhookSecrets,
@@ -54,6 +56,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub body_budget: BodyBudget,
     pub body_timeout: Duration,
+    pub jwt: Arc<JwtKeys>,
+    pub throttle: LoginThrottle,
+    /// Bounds concurrent argon2 computations (each takes ~20 MiB and a core for tens of ms).
+    pub hashing: Arc<Semaphore>,
+    pub trust_forwarded_for: bool,
+    pub public_url: Arc<str>,
 }
 
 /// A built application, not yet serving.
@@ -105,6 +113,11 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
         metrics,
         body_budget: BodyBudget::new(config.body_budget),
         body_timeout: config.body_timeout,
+        jwt: Arc::new(config.jwt),
+        throttle: LoginThrottle::default(),
+        hashing: Arc::new(Semaphore::new(HASHING_CONCURRENCY)),
+        trust_forwarded_for: config.trust_forwarded_for,
+        public_url: config.public_url.into(),
     };
     Ok(Application {
         router: router(state),
@@ -114,8 +127,12 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
     })
 }
 
+/// argon2 checks run at once; more wait (each holds ~20 MiB while it runs).
+const HASHING_CONCURRENCY: usize = 4;
+
 fn router(state: AppState) -> Router {
     Router::new()
+        .merge(v1::router(state.clone()))
         .route("/webhooks/github", post(webhooks::receive))
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -158,8 +175,11 @@ impl Application {
         } = self;
         let stop = CancellationToken::new();
         let relay_task = tokio::spawn(relay.run(stop.child_token()));
-        let server =
-            axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
 
         tokio::pin!(shutdown);

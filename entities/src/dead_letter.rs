@@ -16,6 +16,7 @@ pub struct Model {
     pub attempts: i32,
     pub dead_at: DateTimeWithTimeZone,
     pub retried_at: Option<DateTimeWithTimeZone>,
+    pub organization_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,8 @@ pub struct Model {
     pub status: String,
     pub status_changed_at: Option<DateTimeWithTimeZone>,
     pub time_zone: String,
+    pub session_limit_seconds: i32,
+    pub daily_target_seconds: i32,
     pub created_at: DateTimeWithTimeZone,
     pub synced_at: DateTimeWithTimeZone,
 }

@@ -7,7 +7,24 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use serde::Serialize;
 
-use crate::{domain::stmt, job::WebhookJob};
+use crate::{domain::stmt, job::WebhookJob, people::OrgId};
+
+/// Whose dead letters: all of them (the operator's command line), or one organization's (its
+/// admins, over the API). Letters whose installation is unknown belong to the platform only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Platform,
+    Organization(OrgId),
+}
+
+impl Scope {
+    fn org(self) -> Option<i64> {
+        match self {
+            Scope::Platform => None,
+            Scope::Organization(org) => Some(org.0),
+        }
+    }
+}
 
 /// Why a job was given up on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +70,10 @@ pub async fn bury(
     if marked > 0 {
         let job_json = serde_json::to_value(job).map_err(|e| DbErr::Custom(e.to_string()))?;
         txn.execute_raw(stmt(
-            "INSERT INTO dead_letters (queue, delivery_id, job, reason, error, attempts) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO dead_letters (queue, delivery_id, job, reason, error, attempts, organization_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, (SELECT o.id FROM organizations o \
+                 JOIN webhook_deliveries d ON d.installation_id = o.installation_id \
+                 WHERE d.id = $7 ORDER BY o.id LIMIT 1)) \
              ON CONFLICT (delivery_id) WHERE retried_at IS NULL DO NOTHING",
             [
                 job.kind().as_str().into(),
@@ -63,6 +82,7 @@ pub async fn bury(
                 reason.as_str().into(),
                 error.into(),
                 attempts.into(),
+                row_id.into(),
             ],
         ))
         .await?;
@@ -114,6 +134,7 @@ fn letter(row: &sea_orm::QueryResult) -> Result<DeadLetter, DbErr> {
 /// Open dead letters (not yet re-driven), newest first, optionally of one queue.
 pub async fn list<C: ConnectionTrait>(
     db: &C,
+    scope: Scope,
     queue: Option<&str>,
     limit: u64,
 ) -> Result<Vec<DeadLetter>, DbErr> {
@@ -122,11 +143,13 @@ pub async fn list<C: ConnectionTrait>(
             &format!(
                 "SELECT {COLUMNS} FROM dead_letters l \
                  WHERE l.retried_at IS NULL AND ($1::text IS NULL OR l.queue = $1) \
+                   AND ($3::bigint IS NULL OR l.organization_id = $3) \
                  ORDER BY l.dead_at DESC, l.id DESC LIMIT $2"
             ),
             [
                 queue.map(str::to_owned).into(),
                 i64::try_from(limit).unwrap_or(i64::MAX).into(),
+                scope.org().into(),
             ],
         ))
         .await?;
@@ -147,16 +170,20 @@ pub async fn depth_by_queue<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, i
 }
 
 /// One dead letter (open or re-driven) with its delivery's metadata — never its payload.
-pub async fn show<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<DeadLetterDetail>, DbErr> {
+pub async fn show<C: ConnectionTrait>(
+    db: &C,
+    scope: Scope,
+    id: i64,
+) -> Result<Option<DeadLetterDetail>, DbErr> {
     let row = db
         .query_one_raw(stmt(
             &format!(
                 "SELECT {COLUMNS}, l.job, l.retried_at, d.event, d.action, d.installation_id, \
                     d.repository_id, d.received_at, d.status AS delivery_status \
                  FROM dead_letters l LEFT JOIN webhook_deliveries d ON d.delivery_id = l.delivery_id \
-                 WHERE l.id = $1"
+                 WHERE l.id = $1 AND ($2::bigint IS NULL OR l.organization_id = $2)"
             ),
-            [id.into()],
+            [id.into(), scope.org().into()],
         ))
         .await?;
     row.map(|row| {
@@ -184,21 +211,25 @@ pub enum Selection {
 
 /// Re-drives dead letters: each closes (`retried_at`), and its delivery goes back to `pending`
 /// with a fresh attempt budget; the relay hands it to Redis within a second. Returns the ids
-/// re-driven (an id that is not open is not in the list).
-pub async fn retry(db: &DatabaseConnection, selection: &Selection) -> Result<Vec<i64>, DbErr> {
-    let txn = db.begin().await?;
+/// re-driven (an id that is not open is not in the list). Run it in a transaction.
+pub async fn retry<C: ConnectionTrait>(
+    txn: &C,
+    scope: Scope,
+    selection: &Selection,
+) -> Result<Vec<i64>, DbErr> {
     let (filter, values): (&str, Vec<sea_orm::Value>) = match selection {
-        Selection::One(id) => ("id = $1", vec![(*id).into()]),
+        Selection::One(id) => ("id = $1", vec![(*id).into(), scope.org().into()]),
         Selection::All { queue } => (
             "($1::text IS NULL OR queue = $1)",
-            vec![queue.clone().into()],
+            vec![queue.clone().into(), scope.org().into()],
         ),
     };
     let rows = txn
         .query_all_raw(stmt(
             &format!(
                 "UPDATE dead_letters SET retried_at = now() \
-                 WHERE retried_at IS NULL AND {filter} RETURNING id, delivery_id"
+                 WHERE retried_at IS NULL AND {filter} \
+                   AND ($2::bigint IS NULL OR organization_id = $2) RETURNING id, delivery_id"
             ),
             values,
         ))
@@ -220,17 +251,17 @@ pub async fn retry(db: &DatabaseConnection, selection: &Selection) -> Result<Vec
         ))
         .await?;
     }
-    txn.commit().await?;
     ids.sort_unstable();
     Ok(ids)
 }
 
 /// Deletes dead letters older than `age` (open or re-driven). The deliveries stay, `dead`.
-pub async fn purge<C: ConnectionTrait>(db: &C, age: Duration) -> Result<u64, DbErr> {
+pub async fn purge<C: ConnectionTrait>(db: &C, scope: Scope, age: Duration) -> Result<u64, DbErr> {
     Ok(db
         .execute_raw(stmt(
-            "DELETE FROM dead_letters WHERE dead_at < now() - make_interval(secs => $1)",
-            [age.as_secs_f64().into()],
+            "DELETE FROM dead_letters WHERE dead_at < now() - make_interval(secs => $1) \
+               AND ($2::bigint IS NULL OR organization_id = $2)",
+            [age.as_secs_f64().into(), scope.org().into()],
         ))
         .await?
         .rows_affected())

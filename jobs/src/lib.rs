@@ -11,6 +11,7 @@
 //!   [`domain`]: the idempotent, order-independent writers (shared with sync).
 //! - [`runner`]: attempts, retries with backoff, dead letters; [`dead_letters`]: the DLQ.
 
+pub mod attendance;
 pub mod consumer;
 pub mod dead_letters;
 pub mod deliveries;
@@ -18,6 +19,7 @@ pub mod domain;
 pub mod github;
 pub mod ids;
 pub mod job;
+pub mod people;
 pub mod process;
 pub mod queue;
 pub mod relay;

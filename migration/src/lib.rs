@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_webhook_deliveries;
 mod m20261122_000001_domain_model;
+mod m20261123_000001_people;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_webhook_deliveries::Migration),
             Box::new(m20261122_000001_domain_model::Migration),
+            Box::new(m20261123_000001_people::Migration),
         ]
     }
 }

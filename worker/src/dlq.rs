@@ -2,8 +2,8 @@
 
 use std::{io::Write, time::Duration};
 
-use jobs::dead_letters::{self, DeadLetter, Selection};
-use sea_orm::{DatabaseConnection, DbErr};
+use jobs::dead_letters::{self, DeadLetter, Scope, Selection};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 
 /// What the operator asked for.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub async fn execute(
 ) -> Result<(), DlqError> {
     match command {
         DlqCommand::List { queue, json, limit } => {
-            let letters = dead_letters::list(db, queue.as_deref(), limit).await?;
+            let letters = dead_letters::list(db, Scope::Platform, queue.as_deref(), limit).await?;
             if json {
                 writeln!(out, "{}", to_json(&letters))?;
             } else {
@@ -54,7 +54,7 @@ pub async fn execute(
             }
         }
         DlqCommand::Show { id, json } => {
-            let detail = dead_letters::show(db, id)
+            let detail = dead_letters::show(db, Scope::Platform, id)
                 .await?
                 .ok_or(DlqError::NotFound(id))?;
             if json {
@@ -110,11 +110,16 @@ pub async fn execute(
             }
         }
         DlqCommand::Retry { selection, json } => {
-            let ids = dead_letters::retry(db, &selection).await?;
+            let ids = {
+                let txn = db.begin().await?;
+                let ids = dead_letters::retry(&txn, Scope::Platform, &selection).await?;
+                txn.commit().await?;
+                ids
+            };
             if let Selection::One(id) = selection
                 && ids.is_empty()
             {
-                return Err(match dead_letters::show(db, id).await? {
+                return Err(match dead_letters::show(db, Scope::Platform, id).await? {
                     Some(_) => DlqError::NotOpen(id),
                     None => DlqError::NotFound(id),
                 });
@@ -130,7 +135,7 @@ pub async fn execute(
             }
         }
         DlqCommand::Purge { older_than, json } => {
-            let n = dead_letters::purge(db, older_than).await?;
+            let n = dead_letters::purge(db, Scope::Platform, older_than).await?;
             if json {
                 writeln!(out, "{}", serde_json::json!({ "purged": n }))?;
             } else {

@@ -1,6 +1,9 @@
-//! The worker: job consumption ([`run`], in batches: [`batch`]), its metrics port ([`metrics`]), operator commands
-//! ([`dlq`]) and configuration ([`config`]).
+//! The worker: job consumption ([`run`], in batches: [`batch`]), attendance summaries and the
+//! forgotten-timer sweep ([`attendance`]), its metrics port ([`metrics`]), operator commands
+//! ([`dlq`], [`admin`]) and configuration ([`config`]).
 
+pub mod admin;
+pub mod attendance;
 pub mod batch;
 pub mod config;
 pub mod dlq;

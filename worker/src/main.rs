@@ -1,4 +1,5 @@
-//! `worker` binary: runs the job workers (default), and the operator's dead-letter commands.
+//! `worker` binary: runs the job workers (default), the operator's dead-letter commands and the
+//! admin bootstrap commands.
 
 use std::process::ExitCode;
 
@@ -13,7 +14,9 @@ use jobs::{
     },
 };
 use tokio_util::sync::CancellationToken;
+use jobs::people::{Email, Role, secrets::Password};
 use worker::{
+    admin::{AdminCommand, OrgRef},
     config::WorkerConfig,
     dlq::{self, DlqCommand},
 };
@@ -35,6 +38,68 @@ enum Command {
     /// Inspect and re-drive the dead-letter queues (needs only DATABASE_URL).
     #[command(subcommand)]
     Dlq(Dlq),
+    /// Create organizations and users; recompute attendance (needs only DATABASE_URL).
+    #[command(subcommand)]
+    Admin(Admin),
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create an organization that no GitHub installation made.
+    CreateOrg {
+        name: String,
+        /// IANA time zone for its days (attendance, daily metrics).
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+        /// Print the created id as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a user; prints an invite link, or takes the password from standard input.
+    CreateUser {
+        /// Organization id or exact name.
+        #[arg(long, value_parser = parse_org)]
+        org: OrgRef,
+        #[arg(long, value_parser = parse_email)]
+        email: Email,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Display name (default: the part of the email before @).
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input (one line) instead of printing an invite.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Print the created ids (and the invite) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute attendance summaries of an organization for a range of days (inclusive).
+    RecomputeAttendance {
+        #[arg(long, value_parser = parse_org)]
+        org: OrgRef,
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_org(raw: &str) -> Result<OrgRef, String> {
+    if raw.trim().is_empty() {
+        return Err("an organization id or name is required".to_owned());
+    }
+    Ok(OrgRef::parse(raw))
+}
+
+fn parse_email(raw: &str) -> Result<Email, String> {
+    Email::parse(raw)
+}
+
+fn parse_role(raw: &str) -> Result<Role, String> {
+    raw.parse()
 }
 
 #[derive(Subcommand)]
@@ -115,7 +180,76 @@ async fn main() -> ExitCode {
             telemetry::init("warn,sqlx=error,sea_orm=error");
             telemetry::exit_code("worker dlq", dead_letters(command).await)
         }
+        Command::Admin(command) => {
+            telemetry::init("warn,sqlx=error,sea_orm=error");
+            telemetry::exit_code("worker admin", admin(command).await)
+        }
     }
+}
+
+async fn admin(command: Admin) -> anyhow::Result<()> {
+    let vars = Vars::from_env();
+    let command = match command {
+        Admin::CreateOrg {
+            name,
+            time_zone,
+            json,
+        } => AdminCommand::CreateOrg {
+            name,
+            time_zone,
+            json,
+        },
+        Admin::CreateUser {
+            org,
+            email,
+            role,
+            name,
+            password_stdin,
+            json,
+        } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                let line = line.strip_suffix('\n').unwrap_or(&line);
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                Some(Password::parse(line).map_err(|e| anyhow::anyhow!("{e}"))?)
+            } else {
+                None
+            };
+            AdminCommand::CreateUser {
+                org,
+                email,
+                display_name: name,
+                role,
+                password,
+                public_url: vars
+                    .get("PUBLIC_URL")
+                    .unwrap_or("http://127.0.0.1:8080")
+                    .to_owned(),
+                json,
+            }
+        }
+        Admin::RecomputeAttendance { org, from, to, json } => {
+            AdminCommand::RecomputeAttendance { org, from, to, json }
+        }
+    };
+    let db = connect_database(&vars).await?;
+    let mut stdout = std::io::stdout().lock();
+    worker::admin::execute(&db, command, &mut stdout).await?;
+    Ok(())
+}
+
+async fn connect_database(vars: &Vars) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    let url = vars
+        .url(
+            "DATABASE_URL",
+            &["postgres", "postgresql"],
+            "postgres://postgres@127.0.0.1:5432/devpulse",
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(connect::database_at(&url, 2).await?)
 }
 
 async fn run(config: WorkerConfig) -> anyhow::Result<()> {
@@ -134,14 +268,7 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
 }
 
 async fn dead_letters(command: Dlq) -> anyhow::Result<()> {
-    let url = Vars::from_env()
-        .url(
-            "DATABASE_URL",
-            &["postgres", "postgresql"],
-            "postgres://postgres@127.0.0.1:5432/devpulse",
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let db = connect::database_at(&url, 2).await?;
+    let db = connect_database(&Vars::from_env()).await?;
     let command = match command {
         Dlq::List {
             queue,

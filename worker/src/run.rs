@@ -88,6 +88,7 @@ impl Worker {
         let mut tasks = vec![
             tokio::spawn(relay.run(background.clone())),
             tokio::spawn(janitor(queue.clone(), background.clone())),
+            tokio::spawn(crate::attendance::run(db.clone(), background.clone())),
             tokio::spawn(crate::metrics::refresh_loop(
                 metrics.clone(),
                 db.clone(),

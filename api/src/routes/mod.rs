@@ -1,4 +1,5 @@
 //! HTTP routes: one module per surface.
 
 pub mod health;
+pub mod v1;
 pub mod webhooks;

@@ -12,6 +12,7 @@ use sea_orm::{
 use tokio::sync::oneshot;
 
 pub const SECRET: &str = "test-webhook-secret";
+pub const JWT_SECRET: &str = "test-jwt-secret-test-jwt-secret-0123";
 
 pub use jobs::testing::TestDb;
 pub use jobs::testing::{RedisServer, eventually, free_port};
@@ -68,6 +69,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         ("DATABASE_URL", database_url),
         ("REDIS_URL", options.redis_url.clone()),
         ("GITHUB_WEBHOOK_SECRET", options.secrets),
+        ("JWT_SECRET", JWT_SECRET.to_owned()),
         ("QUEUE_NAMESPACE", namespace.clone()),
         ("QUEUE_MAX_BACKLOG", options.max_backlog.to_string()),
         ("SHUTDOWN_GRACE", "5s".to_owned()),

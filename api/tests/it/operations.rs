@@ -159,6 +159,24 @@ fn a_missing_or_malformed_variable_stops_start_up_with_one_line() {
                 ("DATABASE_URL", "postgres://127.0.0.1/x"),
                 ("REDIS_URL", "redis://x"),
                 ("GITHUB_WEBHOOK_SECRET", "s"),
+            ],
+            "JWT_SECRET",
+        ),
+        (
+            vec![
+                ("DATABASE_URL", "postgres://127.0.0.1/x"),
+                ("REDIS_URL", "redis://x"),
+                ("GITHUB_WEBHOOK_SECRET", "s"),
+                ("JWT_SECRET", "too-short"),
+            ],
+            "JWT_SECRET",
+        ),
+        (
+            vec![
+                ("DATABASE_URL", "postgres://127.0.0.1/x"),
+                ("REDIS_URL", "redis://x"),
+                ("GITHUB_WEBHOOK_SECRET", "s"),
+                ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
                 ("API_ADDR", "everywhere"),
             ],
             "API_ADDR",
@@ -207,6 +225,7 @@ async fn sigterm_stops_the_api_binary_with_exit_code_0() {
         .env("DATABASE_URL", &db.url)
         .env("REDIS_URL", "redis://127.0.0.1:6379")
         .env("GITHUB_WEBHOOK_SECRET", "s")
+        .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
         .env("QUEUE_NAMESPACE", format!("test-sigterm-{port}"))
         .env("API_ADDR", format!("127.0.0.1:{port}"))
         .current_dir(std::env::temp_dir())

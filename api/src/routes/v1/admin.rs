@@ -1,0 +1,126 @@
+//! The organization's dead letters, for its owners and admins.
+
+use axum::{Extension, Json, extract::State};
+use jobs::{
+    JobKind,
+    dead_letters::{self, DeadLetter, DeadLetterDetail, Scope, Selection},
+    people::tenant,
+    runtime::config::parse_duration,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiPath, ApiQuery};
+use crate::{auth::Caller, error::ApiError, startup::AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    queue: Option<String>,
+    limit: Option<u64>,
+}
+
+fn queue(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    raw.map(|q| {
+        JobKind::parse(&q)
+            .map(|k| k.as_str().to_owned())
+            .ok_or_else(|| ApiError::unprocessable("unknown_queue", format!("unknown queue {q:?}")))
+    })
+    .transpose()
+}
+
+#[tracing::instrument(skip_all, fields(org = %caller.org))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<DeadLetter>>, ApiError> {
+    let queue = queue(query.queue)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    let letters =
+        dead_letters::list(&txn, Scope::Organization(caller.org), queue.as_deref(), limit).await?;
+    txn.commit().await?;
+    Ok(Json(letters))
+}
+
+#[tracing::instrument(skip_all, fields(org = %caller.org, letter = id))]
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<DeadLetterDetail>, ApiError> {
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    let letter = dead_letters::show(&txn, Scope::Organization(caller.org), id).await?;
+    txn.commit().await?;
+    letter
+        .map(Json)
+        .ok_or_else(|| ApiError::Missing("no such dead letter".to_owned()))
+}
+
+#[tracing::instrument(skip_all, fields(org = %caller.org, letter = id))]
+pub async fn retry_one(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let scope = Scope::Organization(caller.org);
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    let ids = dead_letters::retry(&txn, scope, &Selection::One(id)).await?;
+    if ids.is_empty() {
+        let exists = dead_letters::show(&txn, scope, id).await?.is_some();
+        return Err(if exists {
+            ApiError::Conflict {
+                code: "not_open",
+                message: format!("dead letter {id} was already retried"),
+                details: None,
+            }
+        } else {
+            ApiError::Missing("no such dead letter".to_owned())
+        });
+    }
+    txn.commit().await?;
+    Ok(Json(json!({ "retried": ids })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueQuery {
+    queue: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(org = %caller.org))]
+pub async fn retry_all(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(query): ApiQuery<QueueQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let queue = queue(query.queue)?;
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    let ids =
+        dead_letters::retry(&txn, Scope::Organization(caller.org), &Selection::All { queue }).await?;
+    txn.commit().await?;
+    Ok(Json(json!({ "retried": ids })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeQuery {
+    /// e.g. `30d`, `12h`.
+    older_than: String,
+}
+
+#[tracing::instrument(skip_all, fields(org = %caller.org))]
+pub async fn purge(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(query): ApiQuery<PurgeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let age = parse_duration(query.older_than.trim()).ok_or_else(|| {
+        ApiError::unprocessable("invalid_age", "older_than is an age such as 30d, 12h or 90m")
+    })?;
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    let purged = dead_letters::purge(&txn, Scope::Organization(caller.org), age).await?;
+    txn.commit().await?;
+    Ok(Json(json!({ "purged": purged })))
+}

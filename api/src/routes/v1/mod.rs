@@ -1,0 +1,220 @@
+//! `/api/v1`: every route with the rule that guards it, declared in one table ([`table`]).
+//!
+//! A rule says who may call a route at all (signed in, which roles, whether a device token
+//! will do). What a caller may see inside a route — a manager their teams' people, a developer
+//! themselves — is decided by the handlers through `jobs::people::accounts::check_can_view`,
+//! and every query runs in a tenant transaction that row-level security checks again.
+
+pub mod admin;
+pub mod auth;
+pub mod devices;
+pub mod organization;
+pub mod sessions;
+pub mod teams;
+pub mod users;
+
+use axum::{
+    Router,
+    extract::{FromRequest, FromRequestParts, Request, State},
+    http::{Method, header},
+    middleware::{self, Next},
+    response::Response,
+    routing::{MethodRouter, delete, get, patch, post, put},
+};
+use jobs::people::{
+    Role,
+    secrets::{TokenKind, is_token_of},
+    tokens,
+};
+
+use crate::{
+    auth::{Caller, TokenProblem},
+    error::ApiError,
+    startup::AppState,
+};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// No credentials (sign-in, token refresh, invite acceptance).
+    Public,
+    /// A signed-in user whose role is listed; `device`: a device token will do as well.
+    Signed {
+        roles: &'static [Role],
+        device: bool,
+    },
+}
+
+const EVERYONE: &[Role] = &Role::ALL;
+const ADMINS: &[Role] = &[Role::Owner, Role::Admin];
+
+/// Any signed-in user (what they see inside is scoped by role).
+pub const SIGNED_IN: Rule = Rule::Signed {
+    roles: EVERYONE,
+    device: false,
+};
+/// The desktop tracker: a device token or any signed-in user.
+pub const TRACKER: Rule = Rule::Signed {
+    roles: EVERYONE,
+    device: true,
+};
+/// Owners and admins.
+pub const ADMIN: Rule = Rule::Signed {
+    roles: ADMINS,
+    device: false,
+};
+
+/// One route of `/api/v1`, as the authorization test enumerates them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub rule: Rule,
+}
+
+fn spec(method: Method, path: &'static str, rule: Rule) -> RouteSpec {
+    RouteSpec { method, path, rule }
+}
+
+/// Every `/api/v1` route, its rule and its handler: the one place rules are declared.
+fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+    use Method as M;
+    vec![
+        (spec(M::POST, "/api/v1/auth/login", Rule::Public), post(auth::login)),
+        (spec(M::POST, "/api/v1/auth/refresh", Rule::Public), post(auth::refresh)),
+        (spec(M::POST, "/api/v1/auth/logout", Rule::Public), post(auth::logout)),
+        (spec(M::POST, "/api/v1/invites/accept", Rule::Public), post(users::accept_invite)),
+        (spec(M::GET, "/api/v1/me", SIGNED_IN), get(users::me)),
+        (spec(M::GET, "/api/v1/organization", SIGNED_IN), get(organization::show)),
+        (spec(M::PATCH, "/api/v1/organization", ADMIN), patch(organization::update)),
+        (spec(M::GET, "/api/v1/users", SIGNED_IN), get(users::list)),
+        (spec(M::POST, "/api/v1/users", ADMIN), post(users::invite)),
+        (spec(M::GET, "/api/v1/users/{user_id}", SIGNED_IN), get(users::show)),
+        (spec(M::PATCH, "/api/v1/users/{user_id}", ADMIN), patch(users::update)),
+        (spec(M::POST, "/api/v1/users/{user_id}/invite", ADMIN), post(users::reinvite)),
+        (spec(M::GET, "/api/v1/teams", SIGNED_IN), get(teams::list)),
+        (spec(M::POST, "/api/v1/teams", ADMIN), post(teams::create)),
+        (spec(M::GET, "/api/v1/teams/{team_id}", SIGNED_IN), get(teams::show)),
+        (spec(M::DELETE, "/api/v1/teams/{team_id}", ADMIN), delete(teams::remove)),
+        (spec(M::PUT, "/api/v1/teams/{team_id}/members/{user_id}", ADMIN), put(teams::set_member)),
+        (spec(M::DELETE, "/api/v1/teams/{team_id}/members/{user_id}", ADMIN), delete(teams::remove_member)),
+        (spec(M::POST, "/api/v1/devices", SIGNED_IN), post(devices::create)),
+        (spec(M::GET, "/api/v1/devices", SIGNED_IN), get(devices::list)),
+        (spec(M::DELETE, "/api/v1/devices/{device_id}", SIGNED_IN), delete(devices::revoke)),
+        (spec(M::POST, "/api/v1/sessions/clock-in", TRACKER), post(sessions::clock_in)),
+        (spec(M::POST, "/api/v1/sessions/clock-out", TRACKER), post(sessions::clock_out)),
+        (spec(M::POST, "/api/v1/sessions/{session_id}/idle", TRACKER), post(sessions::idle)),
+        (spec(M::GET, "/api/v1/sessions", TRACKER), get(sessions::list)),
+        (spec(M::GET, "/api/v1/attendance", SIGNED_IN), get(sessions::attendance)),
+        (spec(M::GET, "/api/v1/admin/dead-letters", ADMIN), get(admin::list)),
+        (spec(M::GET, "/api/v1/admin/dead-letters/{letter_id}", ADMIN), get(admin::show)),
+        (spec(M::POST, "/api/v1/admin/dead-letters/{letter_id}/retry", ADMIN), post(admin::retry_one)),
+        (spec(M::POST, "/api/v1/admin/dead-letters/retry", ADMIN), post(admin::retry_all)),
+        (spec(M::DELETE, "/api/v1/admin/dead-letters", ADMIN), delete(admin::purge)),
+    ]
+}
+
+/// The declared routes and rules (for tests and documentation).
+pub fn specs() -> Vec<RouteSpec> {
+    table().into_iter().map(|(spec, _)| spec).collect()
+}
+
+/// The `/api/v1` router, each route behind its rule.
+pub fn router(state: AppState) -> Router<AppState> {
+    table()
+        .into_iter()
+        .fold(Router::new(), |router, (spec, handler)| {
+            let guarded = handler.route_layer(middleware::from_fn_with_state(
+                (state.clone(), spec.rule),
+                enforce,
+            ));
+            router.route(spec.path, guarded)
+        })
+}
+
+/// Authenticates the request as its route's rule asks and hands the handler a [`Caller`].
+async fn enforce(
+    State((state, rule)): State<(AppState, Rule)>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Rule::Signed { roles, device } = rule else {
+        return Ok(next.run(request).await);
+    };
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "unauthorized",
+                "sign in: send `Authorization: Bearer <access token>`",
+            )
+        })?;
+    let caller = if is_token_of(TokenKind::Device, token) {
+        if !device {
+            return Err(ApiError::Forbidden(
+                "device tokens only work for the session endpoints; sign in for the rest".to_owned(),
+            ));
+        }
+        let (device, owner) = tokens::authenticate_device(&state.db, token)
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized("invalid_token", "this device token is unknown or revoked")
+            })?;
+        Caller {
+            user: owner.user,
+            org: owner.org,
+            role: owner.role,
+            device: Some(device),
+        }
+    } else {
+        state.jwt.verify(token).map_err(|problem| match problem {
+            TokenProblem::Expired => ApiError::unauthorized(
+                "token_expired",
+                "the access token has expired; refresh it at /api/v1/auth/refresh",
+            ),
+            TokenProblem::Invalid => {
+                ApiError::unauthorized("invalid_token", "the access token is not valid")
+            }
+        })?
+    };
+    if !roles.contains(&caller.role) {
+        return Err(ApiError::Forbidden(format!(
+            "a {} may not do this",
+            caller.role
+        )));
+    }
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+/// JSON body whose rejections are [`ApiError`]s.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Query string whose rejections are [`ApiError`]s.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// Path parameters whose rejections are [`ApiError`]s.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// Distinguishes a field left out (`None`) from one set to `null` (`Some(None)`).
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}

@@ -1,0 +1,98 @@
+//! Teams and their members.
+
+use axum::{Extension, Json, extract::State, http::StatusCode};
+use jobs::people::{
+    UserId,
+    teams::{self, Team},
+    tenant,
+};
+use serde::Deserialize;
+
+use super::{ApiJson, ApiPath};
+use crate::{auth::Caller, error::ApiError, startup::AppState};
+
+#[tracing::instrument(skip_all, fields(user = %caller.user))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<Team>>, ApiError> {
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    let teams = teams::list(&txn, &caller.viewer()).await?;
+    txn.commit().await?;
+    Ok(Json(teams))
+}
+
+#[tracing::instrument(skip_all, fields(user = %caller.user, team = team))]
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(team): ApiPath<i64>,
+) -> Result<Json<Team>, ApiError> {
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    let team = teams::get(&txn, &caller.viewer(), team).await?;
+    txn.commit().await?;
+    Ok(Json(team))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    name: String,
+}
+
+#[tracing::instrument(skip_all, fields(user = %caller.user))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<CreateRequest>,
+) -> Result<(StatusCode, Json<Team>), ApiError> {
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    let team = teams::create(&txn, caller.org, &body.name).await?;
+    txn.commit().await?;
+    Ok((StatusCode::CREATED, Json(team)))
+}
+
+#[tracing::instrument(skip_all, fields(user = %caller.user, team = team))]
+pub async fn remove(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(team): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    teams::delete(&txn, caller.org, team).await?;
+    txn.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRequest {
+    #[serde(default)]
+    manager: bool,
+}
+
+/// Adds a member, or sets whether they manage the team.
+#[tracing::instrument(skip_all, fields(user = %caller.user, team = team, member = member))]
+pub async fn set_member(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((team, member)): ApiPath<(i64, i64)>,
+    ApiJson(body): ApiJson<MemberRequest>,
+) -> Result<StatusCode, ApiError> {
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    teams::set_member(&txn, caller.org, team, UserId(member), body.manager).await?;
+    txn.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[tracing::instrument(skip_all, fields(user = %caller.user, team = team, member = member))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((team, member)): ApiPath<(i64, i64)>,
+) -> Result<StatusCode, ApiError> {
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    teams::remove_member(&txn, caller.org, team, UserId(member)).await?;
+    txn.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
