@@ -250,3 +250,131 @@ pub async fn expect_json(response: reqwest::Response, status: u16) -> serde_json
     assert_eq!(response.status(), status);
     response.json().await.expect("a JSON body")
 }
+
+/// The password every test user signs in with.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// One argon2 hash for every test user: hashing is slow on purpose.
+fn password_hash() -> String {
+    static HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        jobs::people::secrets::Password::parse(PASSWORD)
+            .expect("valid")
+            .hash()
+    });
+    HASH.clone()
+}
+
+/// A signed-in test user.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: i64,
+    pub org: i64,
+    pub email: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+/// A JSON call: method, path, bearer token, body.
+pub struct Call<'a> {
+    pub method: reqwest::Method,
+    pub path: &'a str,
+    pub token: Option<&'a str>,
+    pub body: Option<serde_json::Value>,
+}
+
+impl TestApp {
+    /// An organization made the way `worker admin create-org` makes one.
+    pub async fn create_org(&self, name: &str) -> i64 {
+        jobs::people::accounts::create_org(&self.db, name, "UTC")
+            .await
+            .expect("create org")
+            .id
+    }
+
+    /// A user with [`PASSWORD`].
+    pub async fn create_user(&self, org: i64, email: &str, role: jobs::people::Role) -> i64 {
+        let new = jobs::people::accounts::NewUser {
+            email: jobs::people::Email::parse(email).expect("email"),
+            display_name: email.split('@').next().unwrap_or("x").to_owned(),
+            role,
+        };
+        jobs::people::accounts::create_user(
+            &self.db,
+            jobs::people::OrgId(org),
+            &new,
+            Some(password_hash()),
+        )
+        .await
+        .expect("create user")
+        .user
+        .id
+    }
+
+    /// Creates a user and signs them in through the API.
+    pub async fn person(&self, org: i64, email: &str, role: jobs::people::Role) -> Person {
+        let id = self.create_user(org, email, role).await;
+        let (status, body) = self.login(email, PASSWORD).await;
+        assert_eq!(status, 200, "login {email}: {body}");
+        Person {
+            id,
+            org,
+            email: email.to_owned(),
+            access: body["access_token"].as_str().expect("access").to_owned(),
+            refresh: body["refresh_token"].as_str().expect("refresh").to_owned(),
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> (u16, serde_json::Value) {
+        self.call(Call {
+            method: reqwest::Method::POST,
+            path: "/api/v1/auth/login",
+            token: None,
+            body: Some(serde_json::json!({ "email": email, "password": password })),
+        })
+        .await
+    }
+
+    pub async fn call(&self, call: Call<'_>) -> (u16, serde_json::Value) {
+        let mut request = self.client.request(call.method, self.url(call.path));
+        if let Some(token) = call.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = call.body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
+        (status, body)
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        self.call(Call {
+            method: reqwest::Method::GET,
+            path,
+            token: Some(token),
+            body: None,
+        })
+        .await
+    }
+
+    pub async fn post_as(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.call(Call {
+            method: reqwest::Method::POST,
+            path,
+            token: Some(token),
+            body: Some(body),
+        })
+        .await
+    }
+}

@@ -1,5 +1,6 @@
 //! Integration tests of the API against real PostgreSQL and Redis (one binary, many modules).
 
+mod accounts;
 mod burst;
 mod end_to_end;
 mod fixtures;
