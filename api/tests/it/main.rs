@@ -1,6 +1,7 @@
 //! Integration tests of the API against real PostgreSQL and Redis (one binary, many modules).
 
 mod accounts;
+mod authorization;
 mod burst;
 mod end_to_end;
 mod fixtures;
@@ -11,3 +12,4 @@ mod operations;
 mod relay;
 mod resilience;
 mod signatures;
+mod tenancy;

@@ -42,18 +42,17 @@ fn team(row: &QueryResult) -> Result<Team, DbErr> {
     })
 }
 
-const TEAM_SELECT: &str = "SELECT t.id, t.name, COALESCE((SELECT jsonb_agg(jsonb_build_object( \
+const TEAM_COLUMNS: &str = "t.id, t.name, COALESCE((SELECT jsonb_agg(jsonb_build_object( \
         'user_id', u.id, 'display_name', u.display_name, 'is_manager', m.is_manager) ORDER BY u.id) \
      FROM team_members m JOIN users u ON u.id = m.user_id AND u.organization_id = m.organization_id \
-     WHERE m.team_id = t.id AND m.organization_id = t.organization_id), '[]'::jsonb) AS members \
-     FROM teams t";
+     WHERE m.team_id = t.id AND m.organization_id = t.organization_id), '[]'::jsonb) AS members";
 
 /// The teams `viewer` may see: all for owners and admins, those they belong to otherwise.
 pub async fn list<C: ConnectionTrait>(db: &C, viewer: &Viewer) -> Result<Vec<Team>, PeopleError> {
     let rows = db
         .query_all_raw(stmt(
             &format!(
-                "{TEAM_SELECT} WHERE t.organization_id = $1 AND ($2 OR EXISTS ( \
+                "SELECT {TEAM_COLUMNS} FROM teams t WHERE t.organization_id = $1 AND ($2 OR EXISTS ( \
                      SELECT 1 FROM team_members me WHERE me.team_id = t.id AND me.user_id = $3)) \
                  ORDER BY t.id"
             ),
@@ -72,9 +71,9 @@ pub async fn get<C: ConnectionTrait>(db: &C, viewer: &Viewer, id: i64) -> Result
     let row = db
         .query_one_raw(stmt(
             &format!(
-                "{TEAM_SELECT}, LATERAL (SELECT EXISTS (SELECT 1 FROM team_members me \
-                     WHERE me.team_id = t.id AND me.user_id = $3) AS member) v \
-                 WHERE t.organization_id = $1 AND t.id = $2"
+                "SELECT {TEAM_COLUMNS}, EXISTS (SELECT 1 FROM team_members me \
+                     WHERE me.team_id = t.id AND me.user_id = $3) AS member \
+                 FROM teams t WHERE t.organization_id = $1 AND t.id = $2"
             ),
             [viewer.org.0.into(), id.into(), viewer.user.0.into()],
         ))
@@ -131,6 +130,21 @@ pub async fn set_member<C: ConnectionTrait>(
     user: UserId,
     is_manager: bool,
 ) -> Result<(), PeopleError> {
+    // Checked first: the upsert would otherwise meet another organization's row and fail on
+    // row-level security instead of answering "not found".
+    let both = db
+        .query_one_raw(stmt(
+            "SELECT EXISTS (SELECT 1 FROM teams WHERE organization_id = $1 AND id = $2) \
+                AND EXISTS (SELECT 1 FROM users WHERE organization_id = $1 AND id = $3) AS found",
+            [org.0.into(), team.into(), user.0.into()],
+        ))
+        .await?
+        .map(|r| r.try_get::<bool>("", "found"))
+        .transpose()?
+        .unwrap_or(false);
+    if !both {
+        return Err(PeopleError::NotFound("no such team or user"));
+    }
     db.execute_raw(stmt(
         "INSERT INTO team_members (organization_id, team_id, user_id, is_manager) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (team_id, user_id) DO UPDATE SET is_manager = excluded.is_manager",
