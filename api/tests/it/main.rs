@@ -1,6 +1,7 @@
 //! Integration tests of the API against real PostgreSQL and Redis (one binary, many modules).
 
 mod accounts;
+mod attendance;
 mod authorization;
 mod burst;
 mod end_to_end;

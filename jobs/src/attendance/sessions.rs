@@ -21,6 +21,9 @@ use crate::{
 pub const MAX_FUTURE: Duration = Duration::minutes(5);
 /// How far back a client may submit sessions after being offline.
 pub const MAX_PAST: Duration = Duration::days(60);
+/// A session the tracker wrote to this recently is not swept as forgotten: its clock-out may be
+/// on its way (an offline buffer sends clock-in and clock-out of a past session one by one).
+pub const SWEEP_GRACE: Duration = Duration::minutes(10);
 /// Idle intervals accepted in one request.
 pub const MAX_INTERVALS: usize = 1_000;
 
@@ -389,8 +392,8 @@ async fn mark_dirty<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Closes sessions open longer than their organization's limit at their last activity, flags
-/// them, trims their idle intervals and asks for their days' summaries — all of them (the
+/// Closes sessions open longer than their organization's limit (and untouched for
+/// [`SWEEP_GRACE`]) at their last activity, flags them, trims their idle intervals and asks for their days' summaries — all of them (the
 /// worker's sweep), one person's, or one session regardless of its age (`force`). One
 /// statement, so concurrent sweeps on several workers close each session once.
 pub async fn close_forgotten<C: ConnectionTrait>(
@@ -406,7 +409,8 @@ pub async fn close_forgotten<C: ConnectionTrait>(
                 FROM organizations o \
                 WHERE o.id = s.organization_id AND s.ended_at IS NULL \
                   AND ($1::bigint IS NULL OR s.user_id = $1) \
-                  AND (s.id = $2 OR s.started_at < now() - make_interval(secs => o.session_limit_seconds)) \
+                  AND (s.id = $2 OR (s.started_at < now() - make_interval(secs => o.session_limit_seconds) \
+                      AND s.updated_at < now() - make_interval(secs => $3))) \
                 RETURNING s.id, s.organization_id, s.user_id, s.started_at, s.ended_at, o.time_zone \
              ), dropped AS ( \
                 DELETE FROM idle_intervals i USING closed c \
@@ -421,7 +425,11 @@ pub async fn close_forgotten<C: ConnectionTrait>(
                     (c.ended_at AT TIME ZONE c.time_zone)::date, interval '1 day') d \
                 ON CONFLICT (user_id, day) DO UPDATE SET requested_at = now() \
              ) SELECT count(*) AS n FROM closed",
-            [user.map(|u| u.0).into(), force.into()],
+            [
+                user.map(|u| u.0).into(),
+                force.into(),
+                SWEEP_GRACE.as_seconds_f64().into(),
+            ],
         ))
         .await?;
     Ok(row
