@@ -77,12 +77,11 @@ impl JwtKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, TokenProblem> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(
-            |e| match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenProblem::Expired,
                 _ => TokenProblem::Invalid,
-            },
-        )?;
+            })?;
         let user = data.claims.sub.parse().map_err(|_| TokenProblem::Invalid)?;
         Ok(Caller {
             user: UserId(user),
@@ -125,7 +124,10 @@ mod tests {
         let keys = JwtKeys::new(SECRET);
         let token = keys.issue(UserId(7), OrgId(3), Role::Manager);
         let caller = keys.verify(&token).expect("valid");
-        assert_eq!((caller.user, caller.org, caller.role), (UserId(7), OrgId(3), Role::Manager));
+        assert_eq!(
+            (caller.user, caller.org, caller.role),
+            (UserId(7), OrgId(3), Role::Manager)
+        );
     }
 
     #[test]
@@ -153,7 +155,11 @@ mod tests {
         .expect("encode");
         assert_eq!(keys.verify(&expired), Err(TokenProblem::Expired));
 
-        let fresh = Claims { iat: now, exp: now + 60, ..claims };
+        let fresh = Claims {
+            iat: now,
+            exp: now + 60,
+            ..claims
+        };
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
             &fresh,

@@ -69,7 +69,10 @@ impl ApiConfig {
                     .ok()
                     .filter(|u| matches!(u.scheme(), "http" | "https"))
                     .ok_or_else(|| {
-                        ConfigError::new("PUBLIC_URL", "must be an http(s) URL, e.g. https://devpulse.example.com")
+                        ConfigError::new(
+                            "PUBLIC_URL",
+                            "must be an http(s) URL, e.g. https://devpulse.example.com",
+                        )
                     })?;
                 url.as_str().trim_end_matches('/').to_owned()
             }

@@ -126,12 +126,16 @@ impl From<jobs::attendance::sessions::SessionError> for ApiError {
             E::AlreadyOpen(open) => Self::Conflict {
                 code: "session_open",
                 message,
-                details: serde_json::to_value(&*open).ok().map(|s| serde_json::json!({ "session": s })),
+                details: serde_json::to_value(&*open)
+                    .ok()
+                    .map(|s| serde_json::json!({ "session": s })),
             },
             E::Overlap(other) => Self::Conflict {
                 code: "session_overlap",
                 message,
-                details: serde_json::to_value(&*other).ok().map(|s| serde_json::json!({ "session": s })),
+                details: serde_json::to_value(&*other)
+                    .ok()
+                    .map(|s| serde_json::json!({ "session": s })),
             },
             E::IdTaken => Self::Conflict {
                 code: "session_id_taken",

@@ -6,6 +6,7 @@ use axum::{
     Router,
     routing::{get, post},
 };
+use jobs::people::throttle::LoginThrottle;
 use jobs::{
     Queue,
     relay::{Relay, RelaySettings},
@@ -13,7 +14,6 @@ use jobs::{
 };
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{DatabaseConnection, DbErr};
-use jobs::people::throttle::LoginThrottle;
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower_http::{
@@ -22,11 +22,11 @@ use tower_http::{
 };
 
 use crate::{
+    auth::JwtKeys,
     config::ApiConfig,
     error::ApiError,
     ingest::{self, Ingestor},
     metrics::Metrics,
-    auth::JwtKeys,
     routes::{
         health, v1,
         webhooks::{self, BodyBudget},

@@ -58,7 +58,7 @@ pub enum AdminCommand {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("{0}")]
+    #[error(transparent)]
     People(#[from] PeopleError),
     #[error("database: {0}")]
     Database(#[from] DbErr),
@@ -103,7 +103,12 @@ pub async fn execute(
         } => {
             let org = resolve(db, &org).await?;
             let display_name = display_name.unwrap_or_else(|| {
-                email.as_str().split('@').next().unwrap_or_default().to_owned()
+                email
+                    .as_str()
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
             });
             let hash = match password {
                 Some(p) => Some(
@@ -142,7 +147,10 @@ pub async fn execute(
                     created.user.id, created.user.email, created.user.role, org
                 )?;
                 if let Some((token, url, expires_at)) = &invite {
-                    writeln!(out, "invite link (shown once, valid until {expires_at}): {url}")?;
+                    writeln!(
+                        out,
+                        "invite link (shown once, valid until {expires_at}): {url}"
+                    )?;
                     writeln!(
                         out,
                         "or: curl -X POST {}/api/v1/invites/accept -H 'content-type: application/json' \
@@ -152,7 +160,12 @@ pub async fn execute(
                 }
             }
         }
-        AdminCommand::RecomputeAttendance { org, from, to, json } => {
+        AdminCommand::RecomputeAttendance {
+            org,
+            from,
+            to,
+            json,
+        } => {
             let org = resolve(db, &org).await?;
             let written = summaries::recompute_range(db, org, from, to).await?;
             if json {
@@ -168,19 +181,23 @@ pub async fn execute(
 async fn resolve(db: &DatabaseConnection, org: &OrgRef) -> Result<OrgId, AdminError> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
     let ids: Vec<i64> = match org {
-        OrgRef::Id(id) => entities::organization::Entity::find_by_id(*id)
-            .select_only()
-            .column(entities::organization::Column::Id)
-            .into_tuple()
-            .all(db)
-            .await?,
-        OrgRef::Name(name) => entities::organization::Entity::find()
-            .filter(entities::organization::Column::Name.eq(name.as_str()))
-            .select_only()
-            .column(entities::organization::Column::Id)
-            .into_tuple()
-            .all(db)
-            .await?,
+        OrgRef::Id(id) => {
+            entities::organization::Entity::find_by_id(*id)
+                .select_only()
+                .column(entities::organization::Column::Id)
+                .into_tuple()
+                .all(db)
+                .await?
+        }
+        OrgRef::Name(name) => {
+            entities::organization::Entity::find()
+                .filter(entities::organization::Column::Name.eq(name.as_str()))
+                .select_only()
+                .column(entities::organization::Column::Id)
+                .into_tuple()
+                .all(db)
+                .await?
+        }
     };
     match (ids.as_slice(), org) {
         ([id], _) => Ok(OrgId(*id)),

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use jobs::people::{Email, Role, secrets::Password};
 use jobs::{
     JobKind,
     dead_letters::Selection,
@@ -14,7 +15,6 @@ use jobs::{
     },
 };
 use tokio_util::sync::CancellationToken;
-use jobs::people::{Email, Role, secrets::Password};
 use worker::{
     admin::{AdminCommand, OrgRef},
     config::WorkerConfig,
@@ -178,11 +178,11 @@ async fn main() -> ExitCode {
         }
         Command::Dlq(command) => {
             telemetry::init("warn,sqlx=error,sea_orm=error");
-            telemetry::exit_code("worker dlq", dead_letters(command).await)
+            telemetry::command_exit_code("worker dlq", dead_letters(command).await)
         }
         Command::Admin(command) => {
             telemetry::init("warn,sqlx=error,sea_orm=error");
-            telemetry::exit_code("worker admin", admin(command).await)
+            telemetry::command_exit_code("worker admin", admin(command).await)
         }
     }
 }
@@ -231,9 +231,17 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
                 json,
             }
         }
-        Admin::RecomputeAttendance { org, from, to, json } => {
-            AdminCommand::RecomputeAttendance { org, from, to, json }
-        }
+        Admin::RecomputeAttendance {
+            org,
+            from,
+            to,
+            json,
+        } => AdminCommand::RecomputeAttendance {
+            org,
+            from,
+            to,
+            json,
+        },
     };
     let db = connect_database(&vars).await?;
     let mut stdout = std::io::stdout().lock();

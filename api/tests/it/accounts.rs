@@ -37,11 +37,17 @@ async fn sign_in_returns_a_15_minute_bearer_token_and_wrong_credentials_are_refu
     assert!(me["user"].get("password_hash").is_none(), "{me}");
     assert_eq!((wrong_status, unknown_status), (401, 401));
     assert_eq!(wrong["code"], "invalid_credentials");
-    assert_eq!(wrong, unknown, "an unknown email must look like a wrong password");
+    assert_eq!(
+        wrong, unknown,
+        "an unknown email must look like a wrong password"
+    );
     assert_eq!(anonymous, 401);
     assert_eq!(anonymous_body["code"], "unauthorized");
     let (bad, bad_body) = app.get_as("not-a-jwt", "/api/v1/me").await;
-    assert_eq!((bad, bad_body["code"].as_str()), (401, Some("invalid_token")));
+    assert_eq!(
+        (bad, bad_body["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
     app.stop().await;
 }
 
@@ -67,7 +73,10 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_its_whole_family() {
 
     // Act
     let (first, rotated) = refresh(ana.refresh.clone()).await;
-    let second_refresh = rotated["refresh_token"].as_str().expect("rotated").to_owned();
+    let second_refresh = rotated["refresh_token"]
+        .as_str()
+        .expect("rotated")
+        .to_owned();
     let (replayed, replay_body) = refresh(ana.refresh.clone()).await;
     let (after_replay, after_body) = refresh(second_refresh).await;
     let (other, _) = refresh(
@@ -82,12 +91,18 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_its_whole_family() {
     assert_eq!(first, 200, "{rotated}");
     assert_ne!(rotated["refresh_token"], json!(ana.refresh));
     let (me, _) = app
-        .get_as(rotated["access_token"].as_str().expect("access"), "/api/v1/me")
+        .get_as(
+            rotated["access_token"].as_str().expect("access"),
+            "/api/v1/me",
+        )
         .await;
     assert_eq!(me, 200);
     assert_eq!(replayed, 401);
     assert_eq!(replay_body["code"], "refresh_token_reused");
-    assert_eq!(after_replay, 401, "the family must be revoked: {after_body}");
+    assert_eq!(
+        after_replay, 401,
+        "the family must be revoked: {after_body}"
+    );
     assert_eq!(after_body["code"], "invalid_refresh_token");
     assert_eq!(other, 200, "another sign-in is another family");
     let stored: Vec<Vec<u8>> = <entities::refresh_token::Entity as sea_orm::EntityTrait>::find()
@@ -98,7 +113,9 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_its_whole_family() {
         .map(|t| t.token_hash)
         .collect();
     assert!(
-        stored.iter().all(|h| h.len() == 32 && h.as_slice() != ana.refresh.as_bytes()),
+        stored
+            .iter()
+            .all(|h| h.len() == 32 && h.as_slice() != ana.refresh.as_bytes()),
         "refresh tokens are stored hashed"
     );
     app.stop().await;
@@ -112,14 +129,27 @@ async fn logout_ends_the_sign_in() {
     let body = Some(json!({ "refresh_token": ana.refresh }));
 
     let (logout, _) = app
-        .call(Call { method: reqwest::Method::POST, path: "/api/v1/auth/logout", token: None, body: body.clone() })
+        .call(Call {
+            method: reqwest::Method::POST,
+            path: "/api/v1/auth/logout",
+            token: None,
+            body: body.clone(),
+        })
         .await;
     let (refresh, refused) = app
-        .call(Call { method: reqwest::Method::POST, path: "/api/v1/auth/refresh", token: None, body })
+        .call(Call {
+            method: reqwest::Method::POST,
+            path: "/api/v1/auth/refresh",
+            token: None,
+            body,
+        })
         .await;
 
     assert_eq!(logout, 204);
-    assert_eq!((refresh, refused["code"].as_str()), (401, Some("invalid_refresh_token")));
+    assert_eq!(
+        (refresh, refused["code"].as_str()),
+        (401, Some("invalid_refresh_token"))
+    );
     app.stop().await;
 }
 
@@ -154,17 +184,29 @@ async fn failed_sign_ins_are_limited_per_account_and_per_address_with_a_clear_42
     assert!((1..=900).contains(&retry_after), "{retry_after}");
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["code"], "too_many_requests");
-    assert!(body["message"].as_str().expect("message").contains("this account"));
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("this account")
+    );
     assert_eq!(app.login("bob@acme.test", PASSWORD).await.0, 200);
 
     // Act: failures spread over many accounts from one address.
     for n in 0..15 {
-        let (status, _) = app.login(&format!("guess{n}@acme.test"), "wrong password here").await;
+        let (status, _) = app
+            .login(&format!("guess{n}@acme.test"), "wrong password here")
+            .await;
         assert_eq!(status, 401);
     }
     let (status, body) = app.login("bob@acme.test", PASSWORD).await;
     assert_eq!(status, 429, "{body}");
-    assert!(body["message"].as_str().expect("message").contains("your address"));
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("your address")
+    );
     app.stop().await;
 }
 
@@ -206,7 +248,10 @@ async fn an_invited_user_sets_a_password_once_and_then_signs_in() {
     assert_eq!(created, 201, "{invite}");
     assert!(invite["invite_url"].as_str().expect("url").contains(&token));
     assert_eq!(before, 401);
-    assert_eq!((weak, weak_body["code"].as_str()), (422, Some("weak_password")));
+    assert_eq!(
+        (weak, weak_body["code"].as_str()),
+        (422, Some("weak_password"))
+    );
     assert_eq!(accepted, 200, "{user}");
     assert_eq!(user["has_password"], true);
     assert_eq!(again, 404, "an invite works once");
@@ -218,7 +263,10 @@ async fn an_invited_user_sets_a_password_once_and_then_signs_in() {
             json!({ "email": "DEV@acme.test", "display_name": "Dev", "role": "developer" }),
         )
         .await;
-    assert_eq!((duplicate, body["code"].as_str()), (409, Some("email_taken")));
+    assert_eq!(
+        (duplicate, body["code"].as_str()),
+        (409, Some("email_taken"))
+    );
     app.stop().await;
 }
 
@@ -229,7 +277,11 @@ async fn device_tokens_work_for_the_tracker_only_and_stop_when_revoked() {
     let org = app.create_org("Acme").await;
     let dev = app.person(org, "dev@acme.test", Role::Developer).await;
     let (created, device) = app
-        .post_as(&dev.access, "/api/v1/devices", json!({ "name": "work laptop" }))
+        .post_as(
+            &dev.access,
+            "/api/v1/devices",
+            json!({ "name": "work laptop" }),
+        )
         .await;
     assert_eq!(created, 201, "{device}");
     let token = device["token"].as_str().expect("token").to_owned();
@@ -238,7 +290,11 @@ async fn device_tokens_work_for_the_tracker_only_and_stop_when_revoked() {
 
     // Act
     let (clock_in, clocked) = app
-        .post_as(&token, "/api/v1/sessions/clock-in", json!({ "session_id": session }))
+        .post_as(
+            &token,
+            "/api/v1/sessions/clock-in",
+            json!({ "session_id": session }),
+        )
         .await;
     let (elsewhere, _) = app.get_as(&token, "/api/v1/devices").await;
     let (listed, devices) = app.get_as(&dev.access, "/api/v1/devices").await;
@@ -251,17 +307,27 @@ async fn device_tokens_work_for_the_tracker_only_and_stop_when_revoked() {
         })
         .await;
     let (after, after_body) = app
-        .post_as(&token, "/api/v1/sessions/clock-out", json!({ "session_id": session }))
+        .post_as(
+            &token,
+            "/api/v1/sessions/clock-out",
+            json!({ "session_id": session }),
+        )
         .await;
 
     // Assert
     assert_eq!(clock_in, 201, "{clocked}");
     assert_eq!(clocked["device_id"].as_str(), Some(id.as_str()));
-    assert_eq!(elsewhere, 403, "device tokens are for the session endpoints");
+    assert_eq!(
+        elsewhere, 403,
+        "device tokens are for the session endpoints"
+    );
     assert_eq!(listed, 200);
     assert!(devices[0].get("token").is_none() && devices[0].get("token_hash").is_none());
     assert_eq!(revoked, 204);
-    assert_eq!((after, after_body["code"].as_str()), (401, Some("invalid_token")));
+    assert_eq!(
+        (after, after_body["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
     app.stop().await;
 }
 
@@ -289,16 +355,38 @@ async fn owners_are_protected_from_admins_and_disabling_ends_every_sign_in() {
     // Act / Assert
     let (promote, _) = patch(admin.access.clone(), admin.id, json!({ "role": "owner" })).await;
     assert_eq!(promote, 403, "an admin cannot make themselves owner");
-    let (demote, _) = patch(admin.access.clone(), owner.id, json!({ "role": "developer" })).await;
+    let (demote, _) = patch(
+        admin.access.clone(),
+        owner.id,
+        json!({ "role": "developer" }),
+    )
+    .await;
     assert_eq!(demote, 403, "an admin cannot change an owner");
     let (last, last_body) = patch(owner.access.clone(), owner.id, json!({ "role": "admin" })).await;
-    assert_eq!((last, last_body["code"].as_str()), (409, Some("last_owner")));
-    let (unknown, unknown_body) =
-        patch(admin.access.clone(), dev.id, json!({ "github": { "login": "ghost" } })).await;
-    assert_eq!((unknown, unknown_body["code"].as_str()), (422, Some("unknown_github_login")));
-    let (linked, linked_body) =
-        patch(admin.access.clone(), dev.id, json!({ "github": { "id": 583231 } })).await;
-    assert_eq!((linked, linked_body["github_id"].as_i64()), (200, Some(583231)));
+    assert_eq!(
+        (last, last_body["code"].as_str()),
+        (409, Some("last_owner"))
+    );
+    let (unknown, unknown_body) = patch(
+        admin.access.clone(),
+        dev.id,
+        json!({ "github": { "login": "ghost" } }),
+    )
+    .await;
+    assert_eq!(
+        (unknown, unknown_body["code"].as_str()),
+        (422, Some("unknown_github_login"))
+    );
+    let (linked, linked_body) = patch(
+        admin.access.clone(),
+        dev.id,
+        json!({ "github": { "id": 583231 } }),
+    )
+    .await;
+    assert_eq!(
+        (linked, linked_body["github_id"].as_i64()),
+        (200, Some(583231))
+    );
     let (disabled, _) = patch(admin.access.clone(), dev.id, json!({ "active": false })).await;
     assert_eq!(disabled, 200);
     let (refresh, _) = app
@@ -311,8 +399,14 @@ async fn owners_are_protected_from_admins_and_disabling_ends_every_sign_in() {
         .await;
     assert_eq!(refresh, 401, "a disabled user's refresh tokens are revoked");
     let (login, login_body) = app.login("dev@acme.test", PASSWORD).await;
-    assert_eq!((login, login_body["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!(
+        (login, login_body["code"].as_str()),
+        (403, Some("forbidden"))
+    );
     let (typo, typo_body) = patch(admin.access.clone(), dev.id, json!({ "rol": "admin" })).await;
-    assert_eq!((typo, typo_body["code"].as_str()), (422, Some("invalid_body")));
+    assert_eq!(
+        (typo, typo_body["code"].as_str()),
+        (422, Some("invalid_body"))
+    );
     app.stop().await;
 }

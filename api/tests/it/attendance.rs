@@ -12,7 +12,9 @@ use uuid::Uuid;
 use crate::helpers::{Call, Person, TestApp, spawn_app};
 
 fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).expect("time").with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text)
+        .expect("time")
+        .with_timezone(&Utc)
 }
 
 async fn clock_in(app: &TestApp, who: &Person, id: Uuid, started: DateTime<Utc>) -> (u16, Value) {
@@ -24,16 +26,23 @@ async fn clock_in(app: &TestApp, who: &Person, id: Uuid, started: DateTime<Utc>)
     .await
 }
 
-async fn clock_out(app: &TestApp, who: &Person, id: Uuid, ended: Option<DateTime<Utc>>) -> (u16, Value) {
+async fn clock_out(
+    app: &TestApp,
+    who: &Person,
+    id: Uuid,
+    ended: Option<DateTime<Utc>>,
+) -> (u16, Value) {
     let mut body = json!({ "session_id": id });
     if let Some(ended) = ended {
         body["ended_at"] = json!(ended);
     }
-    app.post_as(&who.access, "/api/v1/sessions/clock-out", body).await
+    app.post_as(&who.access, "/api/v1/sessions/clock-out", body)
+        .await
 }
 
 async fn idle(app: &TestApp, who: &Person, id: Uuid, body: Value) -> (u16, Value) {
-    app.post_as(&who.access, &format!("/api/v1/sessions/{id}/idle"), body).await
+    app.post_as(&who.access, &format!("/api/v1/sessions/{id}/idle"), body)
+        .await
 }
 
 /// Runs `computeAttendanceSummary` for every requested day, as the worker does.
@@ -43,7 +52,10 @@ async fn drain(app: &TestApp) {
 
 async fn summary(app: &TestApp, who: &Person, day: &str) -> Value {
     let (status, rows) = app
-        .get_as(&who.access, &format!("/api/v1/attendance?from={day}&to={day}"))
+        .get_as(
+            &who.access,
+            &format!("/api/v1/attendance?from={day}&to={day}"),
+        )
         .await;
     assert_eq!(status, 200, "{rows}");
     rows.get(0).cloned().unwrap_or(Value::Null)
@@ -76,20 +88,32 @@ async fn one_open_session_per_person_and_resending_gives_the_same_result() {
     let (created, session) = clock_in(&app, &ana, first, started).await;
     let (resent, again) = clock_in(&app, &ana, first, started).await;
     let (second, conflict) = clock_in(&app, &ana, Uuid::new_v4(), Utc::now()).await;
-    let (future, future_body) = clock_out(&app, &ana, first, Some(Utc::now() + Duration::minutes(10))).await;
+    let (future, future_body) =
+        clock_out(&app, &ana, first, Some(Utc::now() + Duration::minutes(10))).await;
     let (out, closed) = clock_out(&app, &ana, first, None).await;
     let (out_again, closed_again) = clock_out(&app, &ana, first, None).await;
 
     // Assert
     assert_eq!(created, 201, "{session}");
-    assert_eq!((resent, &again), (200, &session), "a resend answers the same session");
+    assert_eq!(
+        (resent, &again),
+        (200, &session),
+        "a resend answers the same session"
+    );
     assert_eq!(second, 409);
     assert_eq!(conflict["code"], "session_open");
     assert_eq!(conflict["details"]["session"]["id"], json!(first));
-    assert_eq!((future, future_body["code"].as_str()), (422, Some("timestamp_in_future")));
+    assert_eq!(
+        (future, future_body["code"].as_str()),
+        (422, Some("timestamp_in_future"))
+    );
     assert_eq!(out, 200, "{closed}");
     assert!(closed["ended_at"].is_string());
-    assert_eq!((out_again, &closed_again), (200, &closed), "a resent clock-out changes nothing");
+    assert_eq!(
+        (out_again, &closed_again),
+        (200, &closed),
+        "a resent clock-out changes nothing"
+    );
     app.stop().await;
 }
 
@@ -111,22 +135,45 @@ async fn overlapping_idle_intervals_are_clipped_merged_and_never_counted_twice()
     // Act
     let (status, session) = idle(&app, &ana, id, upload.clone()).await;
     let (_, resent) = idle(&app, &ana, id, upload).await;
-    let (bad, bad_body) = idle(&app, &ana, id, json!({ "intervals": [{ "start": t(11, 0), "end": t(10, 0) }] })).await;
+    let (bad, bad_body) = idle(
+        &app,
+        &ana,
+        id,
+        json!({ "intervals": [{ "start": t(11, 0), "end": t(10, 0) }] }),
+    )
+    .await;
     let (_, closed) = clock_out(&app, &ana, id, Some(t(17, 0))).await;
-    let (late, _) = idle(&app, &ana, id, json!({ "intervals": [{ "start": t(16, 50), "end": t(18, 0) }] })).await;
+    let (late, _) = idle(
+        &app,
+        &ana,
+        id,
+        json!({ "intervals": [{ "start": t(16, 50), "end": t(18, 0) }] }),
+    )
+    .await;
     drain(&app).await;
 
     // Assert: 10 (9:00–9:10) + 45 (10:00–10:45) + 10 (12:00–12:10) minutes.
     assert_eq!(status, 200, "{session}");
     assert_eq!(session["idle_seconds"], 65 * 60);
     assert_eq!(session["idle"].as_array().map(Vec::len), Some(3));
-    assert_eq!(resent["idle_seconds"], 65 * 60, "the same upload twice counts once");
-    assert_eq!((bad, bad_body["code"].as_str()), (422, Some("invalid_interval")));
+    assert_eq!(
+        resent["idle_seconds"],
+        65 * 60,
+        "the same upload twice counts once"
+    );
+    assert_eq!(
+        (bad, bad_body["code"].as_str()),
+        (422, Some("invalid_interval"))
+    );
     assert_eq!(closed["idle_seconds"], 65 * 60);
     assert_eq!(late, 200, "a late upload for a closed session is accepted");
     let row = summary(&app, &ana, &day.to_string()).await;
     assert_eq!(row["worked_seconds"], 8 * 3600);
-    assert_eq!(row["idle_seconds"], 75 * 60, "the late interval is clipped at clock-out");
+    assert_eq!(
+        row["idle_seconds"],
+        75 * 60,
+        "the late interval is clipped at clock-out"
+    );
     assert_eq!(row["active_seconds"], 8 * 3600 - 75 * 60);
     assert_eq!(row["overtime_seconds"], 0);
     assert_eq!(row["sessions"], 1);
@@ -152,7 +199,11 @@ async fn sessions_across_midnight_split_by_the_organizations_days_including_a_ds
     // Assert: 2 h before local midnight, 7 h after it (the clock went back an hour).
     assert_eq!(before["worked_seconds"], 2 * 3600, "{before}");
     assert_eq!(after["worked_seconds"], 7 * 3600, "{after}");
-    assert_eq!(after["first_in"], json!("2026-10-24T22:00:00Z"), "local midnight of the 25th");
+    assert_eq!(
+        after["first_in"],
+        json!("2026-10-24T22:00:00Z"),
+        "local midnight of the 25th"
+    );
     assert_eq!(before["sessions"], 1);
     assert_eq!(after["sessions"], 1);
     app.stop().await;
@@ -166,7 +217,17 @@ async fn a_forgotten_timer_is_closed_at_its_last_activity_and_flagged() {
     let started = (Utc::now() - Duration::hours(11)).trunc_subsecs(0);
     assert_eq!(clock_in(&app, &ana, swept, started).await.0, 201);
     let seen = started + Duration::hours(3);
-    assert_eq!(idle(&app, &ana, swept, json!({ "intervals": [], "last_active_at": seen })).await.0, 200);
+    assert_eq!(
+        idle(
+            &app,
+            &ana,
+            swept,
+            json!({ "intervals": [], "last_active_at": seen })
+        )
+        .await
+        .0,
+        200
+    );
     // The organization's limit is now 5 hours, and the tracker has been silent for an hour.
     let (status, _) = app
         .call(Call {
@@ -177,36 +238,75 @@ async fn a_forgotten_timer_is_closed_at_its_last_activity_and_flagged() {
         })
         .await;
     assert_eq!(status, 200);
-    let untouched = sessions::close_forgotten(&app.db, None, None).await.expect("sweep");
-    assert_eq!(untouched, 0, "a session written to in the last 10 minutes waits");
+    let untouched = sessions::close_forgotten(&app.db, None, None)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        untouched, 0,
+        "a session written to in the last 10 minutes waits"
+    );
     app.db
         .execute_unprepared("UPDATE work_sessions SET updated_at = now() - interval '1 hour'")
         .await
         .expect("age");
 
     // Act: the worker's sweep.
-    let closed = sessions::close_forgotten(&app.db, None, None).await.expect("sweep");
+    let closed = sessions::close_forgotten(&app.db, None, None)
+        .await
+        .expect("sweep");
     drain(&app).await;
 
     // Assert
     assert_eq!(closed, 1);
     let (_, list) = app
-        .get_as(&ana.access, &format!("/api/v1/sessions?from={}", (started - Duration::hours(1)).to_rfc3339().replace('+', "%2B")))
+        .get_as(
+            &ana.access,
+            &format!(
+                "/api/v1/sessions?from={}",
+                (started - Duration::hours(1))
+                    .to_rfc3339()
+                    .replace('+', "%2B")
+            ),
+        )
         .await;
     let session = &list[0];
     assert_eq!(session["auto_closed"], true, "{list}");
-    assert_eq!(DateTime::parse_from_rfc3339(session["ended_at"].as_str().expect("ended")).expect("time"), seen);
+    assert_eq!(
+        DateTime::parse_from_rfc3339(session["ended_at"].as_str().expect("ended")).expect("time"),
+        seen
+    );
     let (_, days) = app
-        .get_as(&ana.access, &format!("/api/v1/attendance?from={}", started.date_naive()))
+        .get_as(
+            &ana.access,
+            &format!("/api/v1/attendance?from={}", started.date_naive()),
+        )
         .await;
-    let worked: i64 = days.as_array().expect("days").iter().map(|d| d["worked_seconds"].as_i64().expect("n")).sum();
-    assert_eq!(worked, 3 * 3600, "a forgotten timer counts up to its last activity only");
-    assert!(days.as_array().expect("days").iter().all(|d| d["auto_closed"] == true));
+    let worked: i64 = days
+        .as_array()
+        .expect("days")
+        .iter()
+        .map(|d| d["worked_seconds"].as_i64().expect("n"))
+        .sum();
+    assert_eq!(
+        worked,
+        3 * 3600,
+        "a forgotten timer counts up to its last activity only"
+    );
+    assert!(
+        days.as_array()
+            .expect("days")
+            .iter()
+            .all(|d| d["auto_closed"] == true)
+    );
 
     // A clock-out far past the limit gets the same treatment, without waiting for the sweep.
     let late = Uuid::new_v4();
     let begun = Utc::now() - Duration::hours(6);
-    assert_eq!(clock_in(&app, &ana, late, begun).await.0, 201, "the old timer no longer blocks");
+    assert_eq!(
+        clock_in(&app, &ana, late, begun).await.0,
+        201,
+        "the old timer no longer blocks"
+    );
     let (status, out) = clock_out(&app, &ana, late, None).await;
     assert_eq!(status, 200);
     assert_eq!(out["auto_closed"], true);
@@ -226,23 +326,44 @@ async fn an_offline_day_submitted_later_counts_and_overlaps_are_refused() {
     for _ in 0..2 {
         assert!(matches!(clock_in(&app, &ana, id, t(8)).await.0, 200 | 201));
         assert_eq!(clock_out(&app, &ana, id, Some(t(18))).await.0, 200);
-        assert_eq!(idle(&app, &ana, id, json!({ "intervals": [{ "start": t(12), "end": t(13) }] })).await.0, 200);
+        assert_eq!(
+            idle(
+                &app,
+                &ana,
+                id,
+                json!({ "intervals": [{ "start": t(12), "end": t(13) }] })
+            )
+            .await
+            .0,
+            200
+        );
     }
     let (overlap, overlap_body) = clock_in(&app, &ana, Uuid::new_v4(), t(17)).await;
     drain(&app).await;
 
     // Assert
-    assert_eq!((overlap, overlap_body["code"].as_str()), (409, Some("session_overlap")));
+    assert_eq!(
+        (overlap, overlap_body["code"].as_str()),
+        (409, Some("session_overlap"))
+    );
     let row = summary(&app, &ana, &day.to_string()).await;
     assert_eq!(row["worked_seconds"], 10 * 3600);
     assert_eq!(row["idle_seconds"], 3600);
-    assert_eq!(row["overtime_seconds"], 3600, "9 h active against the default 8 h target");
+    assert_eq!(
+        row["overtime_seconds"], 3600,
+        "9 h active against the default 8 h target"
+    );
     assert_eq!(row["first_in"], json!(t(8)));
     assert_eq!(row["last_out"], json!(t(18)));
     let other_org = app.create_org("Other").await;
-    let bob = app.person(other_org, "bob@other.test", Role::Developer).await;
+    let bob = app
+        .person(other_org, "bob@other.test", Role::Developer)
+        .await;
     let (taken, taken_body) = clock_in(&app, &bob, id, t(8)).await;
-    assert_eq!((taken, taken_body["code"].as_str()), (409, Some("session_id_taken")));
+    assert_eq!(
+        (taken, taken_body["code"].as_str()),
+        (409, Some("session_id_taken"))
+    );
     app.stop().await;
 }
 
@@ -266,12 +387,23 @@ async fn recomputing_a_range_replaces_its_days() {
         .await
         .expect("stale row");
 
-    let written = summaries::recompute_range(&app.db, jobs::people::OrgId(ana.org), day - Duration::days(1), day)
-        .await
-        .expect("recompute");
+    let written = summaries::recompute_range(
+        &app.db,
+        jobs::people::OrgId(ana.org),
+        day - Duration::days(1),
+        day,
+    )
+    .await
+    .expect("recompute");
 
     assert_eq!(written, 1);
-    assert_eq!(summary(&app, &ana, &day.to_string()).await["worked_seconds"], 3 * 3600);
-    assert_eq!(summary(&app, &ana, &(day - Duration::days(1)).to_string()).await, Value::Null);
+    assert_eq!(
+        summary(&app, &ana, &day.to_string()).await["worked_seconds"],
+        3 * 3600
+    );
+    assert_eq!(
+        summary(&app, &ana, &(day - Duration::days(1)).to_string()).await,
+        Value::Null
+    );
     app.stop().await;
 }

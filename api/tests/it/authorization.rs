@@ -13,7 +13,15 @@ use uuid::Uuid;
 use crate::helpers::{Call, Person, TestApp, spawn_app};
 
 /// Who calls, in the order of the expectation strings.
-const CALLERS: [&str; 7] = ["owner", "admin", "manager", "developer", "outsider", "device", "anonymous"];
+const CALLERS: [&str; 7] = [
+    "owner",
+    "admin",
+    "manager",
+    "developer",
+    "outsider",
+    "device",
+    "anonymous",
+];
 
 /// A: 2xx, F: 403, N: 404, U: 401 — per caller in [`CALLERS`] order.
 const MATRIX: &[(&str, &str, &str)] = &[
@@ -29,8 +37,16 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/teams", "AAFFAFU"),
     ("GET", "/api/v1/teams/{team_id}", "AAAFNFU"),
     ("DELETE", "/api/v1/teams/{team_id}", "AAFFNFU"),
-    ("PUT", "/api/v1/teams/{team_id}/members/{user_id}", "AAFFNFU"),
-    ("DELETE", "/api/v1/teams/{team_id}/members/{user_id}", "AAFFNFU"),
+    (
+        "PUT",
+        "/api/v1/teams/{team_id}/members/{user_id}",
+        "AAFFNFU",
+    ),
+    (
+        "DELETE",
+        "/api/v1/teams/{team_id}/members/{user_id}",
+        "AAFFNFU",
+    ),
     ("POST", "/api/v1/devices", "AAAAAFU"),
     ("GET", "/api/v1/devices", "AAAAAFU"),
     ("DELETE", "/api/v1/devices/{device_id}", "AANNNFU"),
@@ -41,7 +57,11 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/attendance", "AAAFNFU"),
     ("GET", "/api/v1/admin/dead-letters", "AAFFAFU"),
     ("GET", "/api/v1/admin/dead-letters/{letter_id}", "AAFFNFU"),
-    ("POST", "/api/v1/admin/dead-letters/{letter_id}/retry", "AAFFNFU"),
+    (
+        "POST",
+        "/api/v1/admin/dead-letters/{letter_id}/retry",
+        "AAFFNFU",
+    ),
     ("POST", "/api/v1/admin/dead-letters/retry", "AAFFAFU"),
     ("DELETE", "/api/v1/admin/dead-letters", "AAFFAFU"),
 ];
@@ -75,15 +95,28 @@ async fn world() -> World {
     let developer = app.person(org_a, "other-dev@a.test", Role::Developer).await;
     let target: Person = app.person(org_a, "dev@a.test", Role::Developer).await;
     let outsider = app.person(org_b, "owner@b.test", Role::Owner).await;
-    let team = exec_id(&app, &format!("INSERT INTO teams (organization_id, name) VALUES ({org_a}, 'Alpha') RETURNING id")).await;
-    exec_id(&app, &format!(
-        "INSERT INTO team_members (organization_id, team_id, user_id, is_manager) VALUES \
+    let team = exec_id(
+        &app,
+        &format!(
+            "INSERT INTO teams (organization_id, name) VALUES ({org_a}, 'Alpha') RETURNING id"
+        ),
+    )
+    .await;
+    exec_id(
+        &app,
+        &format!(
+            "INSERT INTO team_members (organization_id, team_id, user_id, is_manager) VALUES \
          ({org_a}, {team}, {}, true), ({org_a}, {team}, {}, false) RETURNING 1 AS id",
-        manager.id, target.id
-    ))
+            manager.id, target.id
+        ),
+    )
     .await;
     let (status, device) = app
-        .post_as(&target.access, "/api/v1/devices", json!({ "name": "laptop" }))
+        .post_as(
+            &target.access,
+            "/api/v1/devices",
+            json!({ "name": "laptop" }),
+        )
         .await;
     assert_eq!(status, 201);
     let callers = vec![
@@ -108,11 +141,16 @@ async fn world() -> World {
 async fn exec_id(app: &TestApp, sql: &str) -> i64 {
     let row = app
         .db
-        .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql))
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql,
+        ))
         .await
         .expect(sql)
         .expect("a row");
-    row.try_get::<i64>("", "id").or_else(|_| row.try_get::<i32>("", "id").map(i64::from)).expect("id")
+    row.try_get::<i64>("", "id")
+        .or_else(|_| row.try_get::<i32>("", "id").map(i64::from))
+        .expect("id")
 }
 
 impl World {
@@ -128,24 +166,33 @@ impl World {
             .await
         };
         match (method, path) {
-            ("PATCH", "/api/v1/organization") => (path.into(), Some(json!({ "daily_target_seconds": 28800 }))),
-            ("POST", "/api/v1/users") => (path.into(), Some(json!({
-                "email": format!("{unique}@new.test"), "display_name": "New", "role": "developer" }))),
+            ("PATCH", "/api/v1/organization") => {
+                (path.into(), Some(json!({ "daily_target_seconds": 28800 })))
+            }
+            ("POST", "/api/v1/users") => (
+                path.into(),
+                Some(json!({
+                "email": format!("{unique}@new.test"), "display_name": "New", "role": "developer" })),
+            ),
             ("GET", "/api/v1/users/{user_id}") | ("POST", "/api/v1/users/{user_id}/invite") => {
                 (path.replace("{user_id}", &target.to_string()), None)
             }
-            ("PATCH", "/api/v1/users/{user_id}") => {
-                (path.replace("{user_id}", &target.to_string()), Some(json!({ "display_name": "Dee" })))
-            }
+            ("PATCH", "/api/v1/users/{user_id}") => (
+                path.replace("{user_id}", &target.to_string()),
+                Some(json!({ "display_name": "Dee" })),
+            ),
             ("POST", "/api/v1/teams") => (path.into(), Some(json!({ "name": unique }))),
-            ("GET", "/api/v1/teams/{team_id}") => (path.replace("{team_id}", &team.to_string()), None),
+            ("GET", "/api/v1/teams/{team_id}") => {
+                (path.replace("{team_id}", &team.to_string()), None)
+            }
             ("DELETE", "/api/v1/teams/{team_id}") => {
                 let fresh = exec_id(&self.app, &format!(
                     "INSERT INTO teams (organization_id, name) VALUES ({org}, '{unique}') RETURNING id")).await;
                 (path.replace("{team_id}", &fresh.to_string()), None)
             }
             ("PUT", "/api/v1/teams/{team_id}/members/{user_id}") => (
-                path.replace("{team_id}", &team.to_string()).replace("{user_id}", &target.to_string()),
+                path.replace("{team_id}", &team.to_string())
+                    .replace("{user_id}", &target.to_string()),
                 Some(json!({ "manager": false })),
             ),
             ("DELETE", "/api/v1/teams/{team_id}/members/{user_id}") => {
@@ -153,22 +200,35 @@ impl World {
                     "INSERT INTO teams (organization_id, name) VALUES ({org}, '{unique}') RETURNING id")).await;
                 exec_id(&self.app, &format!(
                     "INSERT INTO team_members (organization_id, team_id, user_id) VALUES ({org}, {fresh}, {target}) RETURNING 1 AS id")).await;
-                (path.replace("{team_id}", &fresh.to_string()).replace("{user_id}", &target.to_string()), None)
+                (
+                    path.replace("{team_id}", &fresh.to_string())
+                        .replace("{user_id}", &target.to_string()),
+                    None,
+                )
             }
             ("POST", "/api/v1/devices") => (path.into(), Some(json!({ "name": "phone" }))),
             ("DELETE", "/api/v1/devices/{device_id}") => {
                 let device = Uuid::new_v4();
-                self.app.db.execute_unprepared(&format!(
-                    "INSERT INTO devices (id, organization_id, user_id, name, token_hash) \
-                     VALUES ('{device}', {org}, {target}, 'spare', decode(md5('{unique}'), 'hex'))")).await.expect("device");
+                self.app
+                    .db
+                    .execute_unprepared(&format!(
+                        "INSERT INTO devices (id, organization_id, user_id, name, token_hash) \
+                     VALUES ('{device}', {org}, {target}, 'spare', decode(md5('{unique}'), 'hex'))"
+                    ))
+                    .await
+                    .expect("device");
                 (path.replace("{device_id}", &device.to_string()), None)
             }
-            ("POST", "/api/v1/sessions/clock-in") => (path.into(), Some(json!({
+            ("POST", "/api/v1/sessions/clock-in") => (
+                path.into(),
+                Some(json!({
                 "session_id": self.sessions[caller],
-                "started_at": (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339() }))),
-            ("POST", "/api/v1/sessions/clock-out") => {
-                (path.into(), Some(json!({ "session_id": self.sessions[caller] })))
-            }
+                "started_at": (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339() })),
+            ),
+            ("POST", "/api/v1/sessions/clock-out") => (
+                path.into(),
+                Some(json!({ "session_id": self.sessions[caller] })),
+            ),
             ("POST", "/api/v1/sessions/{session_id}/idle") => (
                 path.replace("{session_id}", &self.sessions[caller].to_string()),
                 Some(json!({ "intervals": [] })),
@@ -177,9 +237,10 @@ impl World {
                 (format!("{path}?user_id={target}"), None)
             }
             ("GET", "/api/v1/admin/dead-letters/{letter_id}")
-            | ("POST", "/api/v1/admin/dead-letters/{letter_id}/retry") => {
-                (path.replace("{letter_id}", &letter().await.to_string()), None)
-            }
+            | ("POST", "/api/v1/admin/dead-letters/{letter_id}/retry") => (
+                path.replace("{letter_id}", &letter().await.to_string()),
+                None,
+            ),
             ("DELETE", "/api/v1/admin/dead-letters") => (format!("{path}?older_than=30d"), None),
             _ => (path.into(), None),
         }
@@ -197,9 +258,16 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
     let covered: BTreeSet<(String, String)> = MATRIX
         .iter()
         .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
-        .chain(PUBLIC.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())))
+        .chain(
+            PUBLIC
+                .iter()
+                .map(|(m, p)| ((*m).to_owned(), (*p).to_owned())),
+        )
         .collect();
-    assert_eq!(declared, covered, "every /api/v1 route needs a row in the matrix");
+    assert_eq!(
+        declared, covered,
+        "every /api/v1 route needs a row in the matrix"
+    );
 
     // Act
     let mut failures = Vec::new();
@@ -223,14 +291,23 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
                 other => panic!("unknown expectation {other}"),
             };
             if !ok {
-                failures.push(format!("{method} {concrete} as {}: want {want}, got {status} {response}", CALLERS[caller]));
+                failures.push(format!(
+                    "{method} {concrete} as {}: want {want}, got {status} {response}",
+                    CALLERS[caller]
+                ));
             }
             if status >= 400 && !(response["code"].is_string() && response["message"].is_string()) {
-                failures.push(format!("{method} {concrete} as {}: error without code/message: {response}", CALLERS[caller]));
+                failures.push(format!(
+                    "{method} {concrete} as {}: error without code/message: {response}",
+                    CALLERS[caller]
+                ));
             }
             let text = response.to_string();
-            if CALLERS[caller] == "outsider" && (text.contains("@a.test") || text.contains("Alpha")) {
-                failures.push(format!("{method} {concrete}: the outsider saw organization A: {text}"));
+            if CALLERS[caller] == "outsider" && (text.contains("@a.test") || text.contains("Alpha"))
+            {
+                failures.push(format!(
+                    "{method} {concrete}: the outsider saw organization A: {text}"
+                ));
             }
         }
     }
@@ -250,6 +327,11 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
     }
 
     // Assert
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     world.app.stop().await;
 }

@@ -269,7 +269,6 @@ fn password_hash() -> String {
 pub struct Person {
     pub id: i64,
     pub org: i64,
-    pub email: String,
     pub access: String,
     pub refresh: String,
 }
@@ -318,7 +317,6 @@ impl TestApp {
         Person {
             id,
             org,
-            email: email.to_owned(),
             access: body["access_token"].as_str().expect("access").to_owned(),
             refresh: body["refresh_token"].as_str().expect("refresh").to_owned(),
         }

@@ -67,17 +67,25 @@ async fn row_level_security_alone_blocks_cross_organization_reads_and_writes() {
     drop(txn);
 
     // Assert
-    assert_eq!(role, tenant::APP_ROLE, "tenant queries must run under the role RLS binds");
+    assert_eq!(
+        role,
+        tenant::APP_ROLE,
+        "tenant queries must run under the role RLS binds"
+    );
     assert_eq!(emails, vec!["ana@a.test".to_owned()]);
     assert_eq!(sessions.len(), 1);
     assert_eq!(orgs.len(), 1);
     assert_eq!(renamed, 1, "only A's own user is visible to update");
-    let error = sneaked.expect_err("RLS refuses a row of another organization").to_string();
+    let error = sneaked
+        .expect_err("RLS refuses a row of another organization")
+        .to_string();
     assert!(error.contains("row-level security"), "{error}");
 
     // Without an organization set, the role sees nothing at all.
     let txn = app.db.begin().await.expect("begin");
-    txn.execute_unprepared("SET LOCAL ROLE devpulse_app").await.expect("role");
+    txn.execute_unprepared("SET LOCAL ROLE devpulse_app")
+        .await
+        .expect("role");
     let none = txn
         .query_all_raw(sql("SELECT id FROM users"))
         .await
@@ -108,7 +116,10 @@ async fn every_table_with_an_organization_has_row_level_security() {
         .map(|r| r.try_get("", "t").expect("t"))
         .collect();
 
-    assert!(unprotected.is_empty(), "tables without RLS: {unprotected:?}");
+    assert!(
+        unprotected.is_empty(),
+        "tables without RLS: {unprotected:?}"
+    );
     app.stop().await;
 }
 
@@ -143,7 +154,9 @@ async fn an_admin_re_drives_only_their_own_organizations_dead_letters() {
     assert_eq!(result["retried"].as_array().map(Vec::len), Some(1));
     let open: i64 = app
         .db
-        .query_one_raw(sql("SELECT count(*) AS n FROM dead_letters WHERE retried_at IS NULL"))
+        .query_one_raw(sql(
+            "SELECT count(*) AS n FROM dead_letters WHERE retried_at IS NULL",
+        ))
         .await
         .expect("count")
         .expect("row")

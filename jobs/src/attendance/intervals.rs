@@ -46,12 +46,22 @@ mod tests {
     }
 
     fn iv(a: i64, b: i64) -> Interval {
-        Interval { start: at(a), end: at(b) }
+        Interval {
+            start: at(a),
+            end: at(b),
+        }
     }
 
     #[test]
     fn merges_overlapping_touching_and_nested() {
-        let merged = merge(vec![iv(30, 40), iv(0, 10), iv(5, 15), iv(15, 20), iv(32, 35), iv(50, 50)]);
+        let merged = merge(vec![
+            iv(30, 40),
+            iv(0, 10),
+            iv(5, 15),
+            iv(15, 20),
+            iv(32, 35),
+            iv(50, 50),
+        ]);
         assert_eq!(merged, vec![iv(0, 20), iv(30, 40)]);
     }
 

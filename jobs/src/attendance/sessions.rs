@@ -124,7 +124,11 @@ async fn find<C: ConnectionTrait>(
 }
 
 /// Serializes one person's session writes and closes their forgotten timer, if any.
-async fn lock_person<C: ConnectionTrait>(db: &C, org: OrgId, user: UserId) -> Result<(), SessionError> {
+async fn lock_person<C: ConnectionTrait>(
+    db: &C,
+    org: OrgId,
+    user: UserId,
+) -> Result<(), SessionError> {
     db.query_one_raw(stmt(
         "SELECT 1 FROM users WHERE organization_id = $1 AND id = $2 FOR UPDATE",
         [org.0.into(), user.0.into()],
@@ -133,6 +137,24 @@ async fn lock_person<C: ConnectionTrait>(db: &C, org: OrgId, user: UserId) -> Re
     .ok_or(SessionError::NotFound)?;
     close_forgotten(db, Some(user), None).await?;
     Ok(())
+}
+
+/// One of `user`'s sessions, after taking their lock.
+async fn own_session<C: ConnectionTrait>(
+    db: &C,
+    org: OrgId,
+    user: UserId,
+    id: Uuid,
+) -> Result<Session, SessionError> {
+    lock_person(db, org, user).await?;
+    find(
+        db,
+        org,
+        "s.id = $2 AND s.user_id = $3",
+        vec![id.into(), user.0.into()],
+    )
+    .await?
+    .ok_or(SessionError::NotFound)
 }
 
 /// Opens a session. Returns it and whether it was created now (false: a resend).
@@ -153,7 +175,14 @@ pub async fn clock_in<C: ConnectionTrait>(
             Err(SessionError::IdTaken)
         };
     }
-    if let Some(open) = find(db, org, "s.user_id = $2 AND s.ended_at IS NULL", vec![user.0.into()]).await? {
+    if let Some(open) = find(
+        db,
+        org,
+        "s.user_id = $2 AND s.ended_at IS NULL",
+        vec![user.0.into()],
+    )
+    .await?
+    {
         return Err(SessionError::AlreadyOpen(Box::new(open)));
     }
     if let Some(other) = find(
@@ -201,17 +230,17 @@ pub async fn clock_out<C: ConnectionTrait>(
     ended_at: DateTime<Utc>,
 ) -> Result<Session, SessionError> {
     check_time("ended_at", ended_at, Utc::now())?;
-    lock_person(db, org, user).await?;
-    let current = find(db, org, "s.id = $2 AND s.user_id = $3", vec![id.into(), user.0.into()])
-        .await?
-        .ok_or(SessionError::NotFound)?;
+    let current = own_session(db, org, user, id).await?;
     if current.ended_at.is_some() {
         return Ok(current);
     }
     if ended_at < current.started_at {
         return Err(invalid(
             "ended_before_start",
-            format!("ended_at {ended_at} is before the session started ({})", current.started_at),
+            format!(
+                "ended_at {ended_at} is before the session started ({})",
+                current.started_at
+            ),
         ));
     }
     if let Some(other) = find(
@@ -284,10 +313,7 @@ pub async fn add_idle<C: ConnectionTrait>(
     if let Some(at) = last_active_at {
         check_time("last_active_at", at, now)?;
     }
-    lock_person(db, org, user).await?;
-    let current = find(db, org, "s.id = $2 AND s.user_id = $3", vec![id.into(), user.0.into()])
-        .await?
-        .ok_or(SessionError::NotFound)?;
+    let current = own_session(db, org, user, id).await?;
     let mut all = current.idle.clone();
     all.extend(
         intervals

@@ -81,7 +81,13 @@ pub async fn recompute_range(
     let written = txn
         .execute_raw(stmt(
             COMPUTE,
-            [org.0.into(), from.into(), to.into(), none.into(), no_days.into()],
+            [
+                org.0.into(),
+                from.into(),
+                to.into(),
+                none.into(),
+                no_days.into(),
+            ],
         ))
         .await?
         .rows_affected();
@@ -112,7 +118,13 @@ async fn recompute_pairs<C: ConnectionTrait>(
     Ok(db
         .execute_raw(stmt(
             COMPUTE,
-            [org.0.into(), from.into(), to.into(), users.into(), days.into()],
+            [
+                org.0.into(),
+                from.into(),
+                to.into(),
+                users.into(),
+                days.into(),
+            ],
         ))
         .await?
         .rows_affected())

@@ -320,7 +320,9 @@ pub async fn accept_invite(
             [org.into(), user_id.into(), password_hash.into()],
         ))
         .await?
-        .ok_or(PeopleError::Forbidden("this account is disabled".to_owned()))?;
+        .ok_or(PeopleError::Forbidden(
+            "this account is disabled".to_owned(),
+        ))?;
     txn.commit().await?;
     Ok(user(&row)?)
 }
@@ -362,10 +364,16 @@ pub async fn find_for_login<C: ConnectionTrait>(
 }
 
 /// One user of `org`.
-pub async fn get_user<C: ConnectionTrait>(db: &C, org: OrgId, id: UserId) -> Result<User, PeopleError> {
+pub async fn get_user<C: ConnectionTrait>(
+    db: &C,
+    org: OrgId,
+    id: UserId,
+) -> Result<User, PeopleError> {
     let row = db
         .query_one_raw(stmt(
-            &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.organization_id = $1 AND u.id = $2"),
+            &format!(
+                "SELECT {USER_COLUMNS} FROM users u WHERE u.organization_id = $1 AND u.id = $2"
+            ),
             [org.0.into(), id.0.into()],
         ))
         .await?

@@ -85,7 +85,9 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?} (expected owner, admin, manager or developer)"))
+            .ok_or_else(|| {
+                format!("unknown role {s:?} (expected owner, admin, manager or developer)")
+            })
     }
 }
 
@@ -157,7 +159,10 @@ impl PeopleError {
 
 /// True when `err` is PostgreSQL's unique violation (SQLSTATE 23505).
 pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 #[cfg(test)]
@@ -166,8 +171,13 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_and_checked() {
-        assert_eq!(Email::parse(" Ana@Example.COM ").expect("valid").as_str(), "ana@example.com");
-        for bad in ["", "ana", "@x.io", "ana@", "a b@x.io", "a@b@c", "a@.x", "a@x."] {
+        assert_eq!(
+            Email::parse(" Ana@Example.COM ").expect("valid").as_str(),
+            "ana@example.com"
+        );
+        for bad in [
+            "", "ana", "@x.io", "ana@", "a b@x.io", "a@b@c", "a@.x", "a@x.",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

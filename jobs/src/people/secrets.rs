@@ -26,7 +26,10 @@ impl Password {
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         if raw.len() > Self::MAX_BYTES {
-            return Err(format!("a password must be at most {} bytes", Self::MAX_BYTES));
+            return Err(format!(
+                "a password must be at most {} bytes",
+                Self::MAX_BYTES
+            ));
         }
         if raw.chars().count() < Self::MIN_CHARS || raw.trim().is_empty() {
             return Err(format!(
@@ -64,7 +67,10 @@ impl Password {
 /// checked against a fixed hash, so the answer takes as long either way. CPU-heavy.
 pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     static DECOY: LazyLock<String> = LazyLock::new(|| {
-        Password(SecretString::from("decoy-password-never-matches".to_owned())).hash()
+        Password(SecretString::from(
+            "decoy-password-never-matches".to_owned(),
+        ))
+        .hash()
     });
     let (phc, real) = match stored {
         Some(phc) => (phc, true),

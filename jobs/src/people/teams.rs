@@ -67,7 +67,11 @@ pub async fn list<C: ConnectionTrait>(db: &C, viewer: &Viewer) -> Result<Vec<Tea
 }
 
 /// One team, if `viewer` administers the organization or belongs to the team.
-pub async fn get<C: ConnectionTrait>(db: &C, viewer: &Viewer, id: i64) -> Result<Team, PeopleError> {
+pub async fn get<C: ConnectionTrait>(
+    db: &C,
+    viewer: &Viewer,
+    id: i64,
+) -> Result<Team, PeopleError> {
     let row = db
         .query_one_raw(stmt(
             &format!(
@@ -89,7 +93,11 @@ pub async fn get<C: ConnectionTrait>(db: &C, viewer: &Viewer, id: i64) -> Result
     }
 }
 
-pub async fn create<C: ConnectionTrait>(db: &C, org: OrgId, name: &str) -> Result<Team, PeopleError> {
+pub async fn create<C: ConnectionTrait>(
+    db: &C,
+    org: OrgId,
+    name: &str,
+) -> Result<Team, PeopleError> {
     let name = super::display_name(name).map_err(|m| PeopleError::invalid("invalid_name", m))?;
     let row = db
         .query_one_raw(stmt(

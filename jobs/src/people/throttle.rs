@@ -107,7 +107,11 @@ impl LoginThrottle {
     }
 
     /// A successful sign-in clears the account's failures (not the address's).
-    pub async fn clear_account<C: ConnectionTrait>(&self, db: &C, account: &str) -> Result<(), DbErr> {
+    pub async fn clear_account<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        account: &str,
+    ) -> Result<(), DbErr> {
         db.execute_raw(stmt(
             "DELETE FROM login_failures WHERE scope = 'account' AND key = $1",
             [account.into()],

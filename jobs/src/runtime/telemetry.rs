@@ -42,3 +42,18 @@ pub fn exit_code<E: std::fmt::Display>(
         }
     }
 }
+
+/// The exit code of a command-line command: a failure is one line on stderr and nothing else
+/// (no log record: the operator reads the line, scripts read the code).
+pub fn command_exit_code<E: std::fmt::Display>(
+    command: &str,
+    result: Result<(), E>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{command}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

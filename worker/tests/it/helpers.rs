@@ -138,12 +138,29 @@ impl Env {
 
     /// Runs `worker <args>` to completion: (exit code, stdout, stderr).
     pub fn worker_command(&self, args: &[&str]) -> (i32, String, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_worker"))
+        self.worker_command_with_input(args, "")
+    }
+
+    /// Runs `worker <args>` with `input` on its standard input.
+    pub fn worker_command_with_input(&self, args: &[&str], input: &str) -> (i32, String, String) {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_worker"))
             .args(args)
             .env_clear()
             .env("DATABASE_URL", &self.test_db.url)
-            .output()
+            .env("PUBLIC_URL", "https://devpulse.example.com")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("worker binary runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        let output = child.wait_with_output().expect("worker binary ends");
         (
             output.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&output.stdout).into_owned(),

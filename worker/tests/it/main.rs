@@ -1,5 +1,6 @@
 //! Integration tests of the worker against real PostgreSQL and Redis.
 
+mod admin;
 mod helpers;
 mod processing;
 mod reliability;

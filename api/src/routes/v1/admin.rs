@@ -38,8 +38,13 @@ pub async fn list(
     let queue = queue(query.queue)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
     let txn = tenant::begin(&state.db, caller.org).await?;
-    let letters =
-        dead_letters::list(&txn, Scope::Organization(caller.org), queue.as_deref(), limit).await?;
+    let letters = dead_letters::list(
+        &txn,
+        Scope::Organization(caller.org),
+        queue.as_deref(),
+        limit,
+    )
+    .await?;
     txn.commit().await?;
     Ok(Json(letters))
 }
@@ -97,8 +102,12 @@ pub async fn retry_all(
 ) -> Result<Json<Value>, ApiError> {
     let queue = queue(query.queue)?;
     let txn = tenant::begin(&state.db, caller.org).await?;
-    let ids =
-        dead_letters::retry(&txn, Scope::Organization(caller.org), &Selection::All { queue }).await?;
+    let ids = dead_letters::retry(
+        &txn,
+        Scope::Organization(caller.org),
+        &Selection::All { queue },
+    )
+    .await?;
     txn.commit().await?;
     Ok(Json(json!({ "retried": ids })))
 }
@@ -117,7 +126,10 @@ pub async fn purge(
     ApiQuery(query): ApiQuery<PurgeQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let age = parse_duration(query.older_than.trim()).ok_or_else(|| {
-        ApiError::unprocessable("invalid_age", "older_than is an age such as 30d, 12h or 90m")
+        ApiError::unprocessable(
+            "invalid_age",
+            "older_than is an age such as 30d, 12h or 90m",
+        )
     })?;
     let txn = tenant::begin(&state.db, caller.org).await?;
     let purged = dead_letters::purge(&txn, Scope::Organization(caller.org), age).await?;

@@ -71,9 +71,14 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    let email = Email::parse(&body.email).map_err(|m| ApiError::unprocessable("invalid_email", m))?;
+    let email =
+        Email::parse(&body.email).map_err(|m| ApiError::unprocessable("invalid_email", m))?;
     let address = client_address(peer, &headers, state.trust_forwarded_for);
-    if let Err(blocked) = state.throttle.check(&state.db, email.as_str(), &address).await? {
+    if let Err(blocked) = state
+        .throttle
+        .check(&state.db, email.as_str(), &address)
+        .await?
+    {
         let whom = match blocked.scope {
             Scope::Account => "this account",
             Scope::Address => "your address",
@@ -121,7 +126,10 @@ pub async fn login(
             "this organization has been removed".to_owned(),
         ));
     }
-    state.throttle.clear_account(&state.db, email.as_str()).await?;
+    state
+        .throttle
+        .clear_account(&state.db, email.as_str())
+        .await?;
     let refresh = tokens::issue_refresh(&state.db, record.org, record.user_id, None).await?;
     tracing::info!(user = %record.user_id, org = %record.org, "signed in");
     Ok(Json(TokenPair::new(

@@ -80,37 +80,123 @@ fn spec(method: Method, path: &'static str, rule: Rule) -> RouteSpec {
 fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
     use Method as M;
     vec![
-        (spec(M::POST, "/api/v1/auth/login", Rule::Public), post(auth::login)),
-        (spec(M::POST, "/api/v1/auth/refresh", Rule::Public), post(auth::refresh)),
-        (spec(M::POST, "/api/v1/auth/logout", Rule::Public), post(auth::logout)),
-        (spec(M::POST, "/api/v1/invites/accept", Rule::Public), post(users::accept_invite)),
+        (
+            spec(M::POST, "/api/v1/auth/login", Rule::Public),
+            post(auth::login),
+        ),
+        (
+            spec(M::POST, "/api/v1/auth/refresh", Rule::Public),
+            post(auth::refresh),
+        ),
+        (
+            spec(M::POST, "/api/v1/auth/logout", Rule::Public),
+            post(auth::logout),
+        ),
+        (
+            spec(M::POST, "/api/v1/invites/accept", Rule::Public),
+            post(users::accept_invite),
+        ),
         (spec(M::GET, "/api/v1/me", SIGNED_IN), get(users::me)),
-        (spec(M::GET, "/api/v1/organization", SIGNED_IN), get(organization::show)),
-        (spec(M::PATCH, "/api/v1/organization", ADMIN), patch(organization::update)),
+        (
+            spec(M::GET, "/api/v1/organization", SIGNED_IN),
+            get(organization::show),
+        ),
+        (
+            spec(M::PATCH, "/api/v1/organization", ADMIN),
+            patch(organization::update),
+        ),
         (spec(M::GET, "/api/v1/users", SIGNED_IN), get(users::list)),
         (spec(M::POST, "/api/v1/users", ADMIN), post(users::invite)),
-        (spec(M::GET, "/api/v1/users/{user_id}", SIGNED_IN), get(users::show)),
-        (spec(M::PATCH, "/api/v1/users/{user_id}", ADMIN), patch(users::update)),
-        (spec(M::POST, "/api/v1/users/{user_id}/invite", ADMIN), post(users::reinvite)),
+        (
+            spec(M::GET, "/api/v1/users/{user_id}", SIGNED_IN),
+            get(users::show),
+        ),
+        (
+            spec(M::PATCH, "/api/v1/users/{user_id}", ADMIN),
+            patch(users::update),
+        ),
+        (
+            spec(M::POST, "/api/v1/users/{user_id}/invite", ADMIN),
+            post(users::reinvite),
+        ),
         (spec(M::GET, "/api/v1/teams", SIGNED_IN), get(teams::list)),
         (spec(M::POST, "/api/v1/teams", ADMIN), post(teams::create)),
-        (spec(M::GET, "/api/v1/teams/{team_id}", SIGNED_IN), get(teams::show)),
-        (spec(M::DELETE, "/api/v1/teams/{team_id}", ADMIN), delete(teams::remove)),
-        (spec(M::PUT, "/api/v1/teams/{team_id}/members/{user_id}", ADMIN), put(teams::set_member)),
-        (spec(M::DELETE, "/api/v1/teams/{team_id}/members/{user_id}", ADMIN), delete(teams::remove_member)),
-        (spec(M::POST, "/api/v1/devices", SIGNED_IN), post(devices::create)),
-        (spec(M::GET, "/api/v1/devices", SIGNED_IN), get(devices::list)),
-        (spec(M::DELETE, "/api/v1/devices/{device_id}", SIGNED_IN), delete(devices::revoke)),
-        (spec(M::POST, "/api/v1/sessions/clock-in", TRACKER), post(sessions::clock_in)),
-        (spec(M::POST, "/api/v1/sessions/clock-out", TRACKER), post(sessions::clock_out)),
-        (spec(M::POST, "/api/v1/sessions/{session_id}/idle", TRACKER), post(sessions::idle)),
-        (spec(M::GET, "/api/v1/sessions", TRACKER), get(sessions::list)),
-        (spec(M::GET, "/api/v1/attendance", SIGNED_IN), get(sessions::attendance)),
-        (spec(M::GET, "/api/v1/admin/dead-letters", ADMIN), get(admin::list)),
-        (spec(M::GET, "/api/v1/admin/dead-letters/{letter_id}", ADMIN), get(admin::show)),
-        (spec(M::POST, "/api/v1/admin/dead-letters/{letter_id}/retry", ADMIN), post(admin::retry_one)),
-        (spec(M::POST, "/api/v1/admin/dead-letters/retry", ADMIN), post(admin::retry_all)),
-        (spec(M::DELETE, "/api/v1/admin/dead-letters", ADMIN), delete(admin::purge)),
+        (
+            spec(M::GET, "/api/v1/teams/{team_id}", SIGNED_IN),
+            get(teams::show),
+        ),
+        (
+            spec(M::DELETE, "/api/v1/teams/{team_id}", ADMIN),
+            delete(teams::remove),
+        ),
+        (
+            spec(M::PUT, "/api/v1/teams/{team_id}/members/{user_id}", ADMIN),
+            put(teams::set_member),
+        ),
+        (
+            spec(
+                M::DELETE,
+                "/api/v1/teams/{team_id}/members/{user_id}",
+                ADMIN,
+            ),
+            delete(teams::remove_member),
+        ),
+        (
+            spec(M::POST, "/api/v1/devices", SIGNED_IN),
+            post(devices::create),
+        ),
+        (
+            spec(M::GET, "/api/v1/devices", SIGNED_IN),
+            get(devices::list),
+        ),
+        (
+            spec(M::DELETE, "/api/v1/devices/{device_id}", SIGNED_IN),
+            delete(devices::revoke),
+        ),
+        (
+            spec(M::POST, "/api/v1/sessions/clock-in", TRACKER),
+            post(sessions::clock_in),
+        ),
+        (
+            spec(M::POST, "/api/v1/sessions/clock-out", TRACKER),
+            post(sessions::clock_out),
+        ),
+        (
+            spec(M::POST, "/api/v1/sessions/{session_id}/idle", TRACKER),
+            post(sessions::idle),
+        ),
+        (
+            spec(M::GET, "/api/v1/sessions", TRACKER),
+            get(sessions::list),
+        ),
+        (
+            spec(M::GET, "/api/v1/attendance", SIGNED_IN),
+            get(sessions::attendance),
+        ),
+        (
+            spec(M::GET, "/api/v1/admin/dead-letters", ADMIN),
+            get(admin::list),
+        ),
+        (
+            spec(M::GET, "/api/v1/admin/dead-letters/{letter_id}", ADMIN),
+            get(admin::show),
+        ),
+        (
+            spec(
+                M::POST,
+                "/api/v1/admin/dead-letters/{letter_id}/retry",
+                ADMIN,
+            ),
+            post(admin::retry_one),
+        ),
+        (
+            spec(M::POST, "/api/v1/admin/dead-letters/retry", ADMIN),
+            post(admin::retry_all),
+        ),
+        (
+            spec(M::DELETE, "/api/v1/admin/dead-letters", ADMIN),
+            delete(admin::purge),
+        ),
     ]
 }
 
@@ -160,7 +246,8 @@ async fn enforce(
     let caller = if is_token_of(TokenKind::Device, token) {
         if !device {
             return Err(ApiError::Forbidden(
-                "device tokens only work for the session endpoints; sign in for the rest".to_owned(),
+                "device tokens only work for the session endpoints; sign in for the rest"
+                    .to_owned(),
             ));
         }
         let (device, owner) = tokens::authenticate_device(&state.db, token)

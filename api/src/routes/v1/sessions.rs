@@ -47,7 +47,11 @@ pub async fn clock_in(
     )
     .await?;
     txn.commit().await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(session)))
 }
 

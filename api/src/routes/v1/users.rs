@@ -1,10 +1,6 @@
 //! Users: who am I, the people a role may see, invites, and changes by admins.
 
-use axum::{
-    Extension, Json,
-    extract::State,
-    http::StatusCode,
-};
+use axum::{Extension, Json, extract::State, http::StatusCode};
 use jobs::people::{
     Email, Role, UserId,
     accounts::{self, GithubLink, NewUser, User, UserChanges},
@@ -103,11 +99,14 @@ pub async fn invite(
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<InviteRequest>,
 ) -> Result<(StatusCode, Json<Invited>), ApiError> {
-    let email = Email::parse(&body.email).map_err(|m| ApiError::unprocessable("invalid_email", m))?;
+    let email =
+        Email::parse(&body.email).map_err(|m| ApiError::unprocessable("invalid_email", m))?;
     let display_name = jobs::people::display_name(&body.display_name)
         .map_err(|m| ApiError::unprocessable("invalid_name", m))?;
     if body.role == Role::Owner && caller.role != Role::Owner {
-        return Err(ApiError::Forbidden("only an owner can make someone owner".to_owned()));
+        return Err(ApiError::Forbidden(
+            "only an owner can make someone owner".to_owned(),
+        ));
     }
     let txn = tenant::begin(&state.db, caller.org).await?;
     let new = NewUser {
@@ -120,7 +119,10 @@ pub async fn invite(
     let invite = created
         .invite
         .ok_or_else(|| ApiError::Internal("user created without an invite".to_owned()))?;
-    Ok((StatusCode::CREATED, Json(invited(&state, created.user, invite))))
+    Ok((
+        StatusCode::CREATED,
+        Json(invited(&state, created.user, invite)),
+    ))
 }
 
 /// A new invite for a user (the old one stops working), e.g. after it expired.
@@ -133,7 +135,9 @@ pub async fn reinvite(
     let txn = tenant::begin(&state.db, caller.org).await?;
     let user = accounts::get_user(&txn, caller.org, UserId(target)).await?;
     if user.role == Role::Owner && caller.role != Role::Owner {
-        return Err(ApiError::Forbidden("only an owner can invite an owner".to_owned()));
+        return Err(ApiError::Forbidden(
+            "only an owner can invite an owner".to_owned(),
+        ));
     }
     let invite = accounts::create_invite(&txn, caller.org, UserId(target)).await?;
     txn.commit().await?;
@@ -168,10 +172,14 @@ pub async fn update(
     let github = match body.github {
         None => None,
         Some(None) => Some(None),
-        Some(Some(GithubRef { login: Some(login), id: None })) => {
-            Some(Some(GithubLink::Login(login)))
-        }
-        Some(Some(GithubRef { login: None, id: Some(id) })) => Some(Some(GithubLink::Id(id))),
+        Some(Some(GithubRef {
+            login: Some(login),
+            id: None,
+        })) => Some(Some(GithubLink::Login(login))),
+        Some(Some(GithubRef {
+            login: None,
+            id: Some(id),
+        })) => Some(Some(GithubLink::Id(id))),
         Some(Some(_)) => {
             return Err(ApiError::unprocessable(
                 "invalid_github",
