@@ -410,3 +410,59 @@ async fn owners_are_protected_from_admins_and_disabling_ends_every_sign_in() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_developer_sees_everything_stored_about_them_and_no_secret_hashes() {
+    // Arrange: a developer with a device, a session with idle time, a GitHub link.
+    let app = spawn_app().await;
+    let org = app.create_org("Acme").await;
+    let admin = app.person(org, "admin@acme.test", Role::Admin).await;
+    let dev = app.person(org, "dev@acme.test", Role::Developer).await;
+    app.post_as(&dev.access, "/api/v1/devices", json!({ "name": "laptop" }))
+        .await;
+    let session = uuid::Uuid::new_v4();
+    let start = chrono::Utc::now() - chrono::Duration::hours(2);
+    app.post_as(
+        &dev.access,
+        "/api/v1/sessions/clock-in",
+        json!({ "session_id": session, "started_at": start }),
+    )
+    .await;
+    app.post_as(
+        &dev.access,
+        &format!("/api/v1/sessions/{session}/idle"),
+        json!({ "intervals": [{ "start": start, "end": start + chrono::Duration::minutes(5) }] }),
+    )
+    .await;
+    app.call(Call {
+        method: reqwest::Method::PATCH,
+        path: &format!("/api/v1/users/{}", dev.id),
+        token: Some(&admin.access),
+        body: Some(json!({ "github": { "id": 583231 } })),
+    })
+    .await;
+
+    // Act
+    let (status, data) = app.get_as(&dev.access, "/api/v1/me/data").await;
+
+    // Assert
+    assert_eq!(status, 200, "{data}");
+    assert_eq!(data["user"]["email"], "dev@acme.test");
+    assert_eq!(data["user"]["github_id"], 583231);
+    assert_eq!(data["devices"].as_array().map(Vec::len), Some(1));
+    assert_eq!(data["sign_ins"].as_array().map(Vec::len), Some(1));
+    assert_eq!(data["work_sessions"][0]["id"], json!(session));
+    assert_eq!(
+        data["work_sessions"][0]["idle"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let text = data.to_string();
+    for secret in ["password_hash", "token_hash", "$argon2"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert!(
+        !text.contains("admin@acme.test"),
+        "only the caller's own data"
+    );
+    app.stop().await;
+}

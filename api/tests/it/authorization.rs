@@ -26,6 +26,7 @@ const CALLERS: [&str; 7] = [
 /// A: 2xx, F: 403, N: 404, U: 401 — per caller in [`CALLERS`] order.
 const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/me", "AAAAAFU"),
+    ("GET", "/api/v1/me/data", "AAAAAFU"),
     ("GET", "/api/v1/organization", "AAAAAFU"),
     ("PATCH", "/api/v1/organization", "AAFFAFU"),
     ("GET", "/api/v1/users", "AAAAAFU"),

@@ -98,6 +98,10 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         ),
         (spec(M::GET, "/api/v1/me", SIGNED_IN), get(users::me)),
         (
+            spec(M::GET, "/api/v1/me/data", SIGNED_IN),
+            get(users::my_data),
+        ),
+        (
             spec(M::GET, "/api/v1/organization", SIGNED_IN),
             get(organization::show),
         ),

@@ -41,6 +41,19 @@ pub async fn me(
     }))
 }
 
+/// Everything DevPulse stores about the caller (the transparency promise), secrets' hashes
+/// left out.
+#[tracing::instrument(skip_all, fields(user = %caller.user))]
+pub async fn my_data(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    let everything = jobs::people::export::everything(&txn, caller.org, caller.user).await?;
+    txn.commit().await?;
+    Ok(Json(everything))
+}
+
 #[tracing::instrument(skip_all, fields(user = %caller.user))]
 pub async fn list(
     State(state): State<AppState>,
