@@ -6,7 +6,7 @@ use axum::{
     Router,
     routing::{get, post},
 };
-use jobs::people::throttle::LoginThrottle;
+use jobs::people::{OrgId, tenant, throttle::LoginThrottle};
 use jobs::{
     Queue,
     relay::{Relay, RelaySettings},
@@ -44,6 +44,11 @@ pub enum StartupError {
     IngestPool(#[from] connect::IngestPoolError),
     #[error("invalid REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error(
+        "the database user cannot switch to the role tenant queries run under ({0}); \
+         run `GRANT devpulse_app TO <DATABASE_URL's user>` as a superuser"
+    )]
+    TenantRole(DbErr),
 }
 
 /// Shared by every handler; cheap to clone.
@@ -79,6 +84,13 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
     Migrator::up(&db, None)
         .await
         .map_err(StartupError::Migrations)?;
+    // Fail now, not on the first request, when tenant transactions cannot take their role.
+    tenant::begin(&db, OrgId(0))
+        .await
+        .map_err(StartupError::TenantRole)?
+        .rollback()
+        .await
+        .map_err(StartupError::TenantRole)?;
     let ingest_pool = connect::ingest_pool(&config.common, ingest::MAX_IN_FLIGHT).await?;
     let redis = connect::redis(&config.common)?;
     if !connect::redis_ready(&redis).await {

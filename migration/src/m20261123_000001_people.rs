@@ -180,14 +180,20 @@ CREATE TABLE attendance_dirty (
 -- The role tenant queries run under (`SET LOCAL ROLE`), with the organization in
 -- `devpulse.organization_id` for the transaction. Row-level security binds it: it is neither a
 -- superuser nor a table owner. Roles are per cluster; several databases may share it.
+-- A DBA may create the role and grant it to the migration user beforehand; otherwise the
+-- migration user needs CREATEROLE (or superuser) once.
 DO $$
 BEGIN
-    CREATE ROLE devpulse_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'devpulse_app') THEN
+        CREATE ROLE devpulse_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+    END IF;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
 END $$;
 DO $$
 BEGIN
-    EXECUTE format('GRANT devpulse_app TO %I', current_user);
+    IF NOT pg_has_role(current_user, 'devpulse_app', 'MEMBER') THEN
+        EXECUTE format('GRANT devpulse_app TO %I', current_user);
+    END IF;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
 END $$;
 GRANT USAGE ON SCHEMA public TO devpulse_app;
