@@ -14,6 +14,7 @@ pub struct Model {
     pub ended_at: Option<DateTimeWithTimeZone>,
     pub last_activity_at: DateTimeWithTimeZone,
     pub auto_closed: bool,
+    pub idle_micros: i64,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
 }

@@ -126,6 +126,9 @@ CREATE TABLE work_sessions (
     -- The latest moment the tracker saw the person active: where a forgotten timer is closed.
     last_activity_at TIMESTAMPTZ NOT NULL,
     auto_closed      BOOLEAN     NOT NULL DEFAULT false,
+    -- The total of its idle intervals, kept with them, so that summaries of sessions within
+    -- one day need not read the intervals.
+    idle_micros      BIGINT      NOT NULL DEFAULT 0,
     created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
     FOREIGN KEY (organization_id, user_id) REFERENCES users (organization_id, id) ON DELETE CASCADE,

@@ -48,6 +48,24 @@ async fn idle(app: &TestApp, who: &Person, id: Uuid, body: Value) -> (u16, Value
 /// Runs `computeAttendanceSummary` for every requested day, as the worker does.
 async fn drain(app: &TestApp) {
     while summaries::drain_dirty(&app.db, 100).await.expect("drain") > 0 {}
+    // The per-session idle total the summaries read must match the intervals it stands for.
+    let mismatched = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM work_sessions s WHERE s.idle_micros <> (SELECT \
+                COALESCE(sum((EXTRACT(EPOCH FROM i.ended_at - i.started_at) * 1000000)::bigint), 0) \
+                FROM idle_intervals i WHERE i.session_id = s.id)",
+        ))
+        .await
+        .expect("check")
+        .expect("row")
+        .try_get::<i64>("", "n")
+        .expect("n");
+    assert_eq!(
+        mismatched, 0,
+        "work_sessions.idle_micros out of step with idle_intervals"
+    );
 }
 
 async fn summary(app: &TestApp, who: &Person, day: &str) -> Value {
@@ -222,7 +240,10 @@ async fn a_forgotten_timer_is_closed_at_its_last_activity_and_flagged() {
             &app,
             &ana,
             swept,
-            json!({ "intervals": [], "last_active_at": seen })
+            json!({
+                "intervals": [{ "start": started + Duration::hours(1), "end": started + Duration::minutes(90) }],
+                "last_active_at": seen,
+            })
         )
         .await
         .0,
@@ -292,6 +313,13 @@ async fn a_forgotten_timer_is_closed_at_its_last_activity_and_flagged() {
         3 * 3600,
         "a forgotten timer counts up to its last activity only"
     );
+    let idle: i64 = days
+        .as_array()
+        .expect("days")
+        .iter()
+        .map(|d| d["idle_seconds"].as_i64().expect("n"))
+        .sum();
+    assert_eq!(idle, 1800);
     assert!(
         days.as_array()
             .expect("days")

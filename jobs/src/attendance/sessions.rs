@@ -274,6 +274,14 @@ pub async fn clock_out<C: ConnectionTrait>(
             [org.0.into(), id.into(), ended_at.into()],
         ))
         .await?;
+        db.execute_raw(stmt(
+            "UPDATE work_sessions s SET idle_micros = (SELECT COALESCE(sum( \
+                 (EXTRACT(EPOCH FROM i.ended_at - i.started_at) * 1000000)::bigint), 0) \
+                 FROM idle_intervals i WHERE i.session_id = s.id) \
+             WHERE s.organization_id = $1 AND s.id = $2",
+            [org.0.into(), id.into()],
+        ))
+        .await?;
         mark_dirty(db, org, user, current.started_at, ended_at).await?;
     }
     find(db, org, "s.id = $2", vec![id.into()])
@@ -336,6 +344,16 @@ pub async fn add_idle<C: ConnectionTrait>(
                 merged.iter().map(|i| i.start).collect::<Vec<_>>().into(),
                 merged.iter().map(|i| i.end).collect::<Vec<_>>().into(),
             ],
+        ))
+        .await?;
+        let micros: i64 = merged
+            .iter()
+            .filter_map(|i| (i.end - i.start).num_microseconds())
+            .sum();
+        db.execute_raw(stmt(
+            "UPDATE work_sessions SET idle_micros = $3, updated_at = now() \
+             WHERE organization_id = $1 AND id = $2",
+            [org.0.into(), id.into(), micros.into()],
         ))
         .await?;
     }
@@ -431,7 +449,11 @@ pub async fn close_forgotten<C: ConnectionTrait>(
         .query_one_raw(stmt(
             "WITH closed AS ( \
                 UPDATE work_sessions s SET ended_at = GREATEST(s.last_activity_at, s.started_at), \
-                    auto_closed = true, updated_at = now() \
+                    auto_closed = true, updated_at = now(), \
+                    idle_micros = (SELECT COALESCE(sum((EXTRACT(EPOCH FROM \
+                        LEAST(i.ended_at, GREATEST(s.last_activity_at, s.started_at)) - i.started_at) \
+                        * 1000000)::bigint), 0) FROM idle_intervals i \
+                        WHERE i.session_id = s.id AND i.started_at < GREATEST(s.last_activity_at, s.started_at)) \
                 FROM organizations o \
                 WHERE o.id = s.organization_id AND s.ended_at IS NULL \
                   AND ($1::bigint IS NULL OR s.user_id = $1) \

@@ -21,10 +21,12 @@ use crate::{
 pub const MAX_DAYS: i64 = 400;
 
 // $1 organization, $2..$3 first and last day, $4/$5 optional (user, day) pairs to limit it to.
+// A session inside one day takes its idle total from `work_sessions.idle_micros`; only the
+// parts of sessions across midnight read their intervals.
 const COMPUTE: &str = "\
 WITH o AS (SELECT id, time_zone, daily_target_seconds FROM organizations WHERE id = $1), \
 pieces AS ( \
-    SELECT s.user_id, d.day, s.id, s.auto_closed, \
+    SELECT s.user_id, d.day, s.id, s.auto_closed, s.started_at, s.ended_at, s.idle_micros, \
         GREATEST(s.started_at, d.day::timestamp AT TIME ZONE o.time_zone) AS p_start, \
         LEAST(s.ended_at, (d.day + 1)::timestamp AT TIME ZONE o.time_zone) AS p_end \
     FROM o JOIN work_sessions s ON s.organization_id = o.id \
@@ -40,9 +42,10 @@ pieces AS ( \
           (SELECT * FROM unnest($4::bigint[], $5::date[]))) \
 ), measured AS ( \
     SELECT p.*, EXTRACT(EPOCH FROM p.p_end - p.p_start) AS worked, \
-        COALESCE((SELECT sum(EXTRACT(EPOCH FROM LEAST(i.ended_at, p.p_end) - GREATEST(i.started_at, p.p_start))) \
+        CASE WHEN p.p_start = p.started_at AND p.p_end = p.ended_at THEN p.idle_micros / 1000000.0 \
+        ELSE COALESCE((SELECT sum(EXTRACT(EPOCH FROM LEAST(i.ended_at, p.p_end) - GREATEST(i.started_at, p.p_start))) \
             FROM idle_intervals i \
-            WHERE i.session_id = p.id AND i.started_at < p.p_end AND i.ended_at > p.p_start), 0) AS idle \
+            WHERE i.session_id = p.id AND i.started_at < p.p_end AND i.ended_at > p.p_start), 0) END AS idle \
     FROM pieces p WHERE p.p_end > p.p_start \
 ), days AS ( \
     SELECT user_id, day, min(p_start) AS first_in, max(p_end) AS last_out, \
