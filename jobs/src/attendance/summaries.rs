@@ -21,25 +21,35 @@ use crate::{
 pub const MAX_DAYS: i64 = 400;
 
 // $1 organization, $2..$3 first and last day, $4/$5 optional (user, day) pairs to limit it to.
-// A session inside one day takes its idle total from `work_sessions.idle_micros`; only the
-// parts of sessions across midnight read their intervals.
+// Most sessions lie within one local day: they are one piece as they are, and take their idle
+// total from `work_sessions.idle_micros`. Only sessions across midnight are cut into days, and
+// only their pieces read idle intervals.
 const COMPUTE: &str = "\
 WITH o AS (SELECT id, time_zone, daily_target_seconds FROM organizations WHERE id = $1), \
-pieces AS ( \
-    SELECT s.user_id, d.day, s.id, s.auto_closed, s.started_at, s.ended_at, s.idle_micros, \
-        GREATEST(s.started_at, d.day::timestamp AT TIME ZONE o.time_zone) AS p_start, \
-        LEAST(s.ended_at, (d.day + 1)::timestamp AT TIME ZONE o.time_zone) AS p_end \
+sessions AS ( \
+    SELECT s.user_id, s.id, s.auto_closed, s.started_at, s.ended_at, s.idle_micros, o.time_zone, \
+        (s.started_at AT TIME ZONE o.time_zone)::date AS first_day, \
+        (s.ended_at AT TIME ZONE o.time_zone)::date AS last_day \
     FROM o JOIN work_sessions s ON s.organization_id = o.id \
-    CROSS JOIN LATERAL (SELECT g::date AS day FROM generate_series( \
-        (s.started_at AT TIME ZONE o.time_zone)::date, \
-        (s.ended_at AT TIME ZONE o.time_zone)::date, interval '1 day') g) d \
     WHERE s.ended_at IS NOT NULL \
       AND s.started_at < ($3::date + 1)::timestamp AT TIME ZONE o.time_zone \
       AND s.ended_at > $2::date::timestamp AT TIME ZONE o.time_zone \
-      AND d.day BETWEEN $2::date AND $3::date \
       AND ($4::bigint[] IS NULL OR s.user_id = ANY($4::bigint[])) \
-      AND ($4::bigint[] IS NULL OR (s.user_id, d.day) IN \
-          (SELECT * FROM unnest($4::bigint[], $5::date[]))) \
+), cut AS ( \
+    SELECT s.user_id, s.first_day AS day, s.id, s.auto_closed, s.started_at, s.ended_at, \
+        s.idle_micros, s.started_at AS p_start, s.ended_at AS p_end \
+    FROM sessions s WHERE s.first_day = s.last_day \
+    UNION ALL \
+    SELECT s.user_id, d.day, s.id, s.auto_closed, s.started_at, s.ended_at, s.idle_micros, \
+        GREATEST(s.started_at, d.day::timestamp AT TIME ZONE s.time_zone), \
+        LEAST(s.ended_at, (d.day + 1)::timestamp AT TIME ZONE s.time_zone) \
+    FROM sessions s CROSS JOIN LATERAL (SELECT g::date AS day \
+        FROM generate_series(s.first_day, s.last_day, interval '1 day') g) d \
+    WHERE s.first_day < s.last_day \
+), pieces AS ( \
+    SELECT * FROM cut \
+    WHERE day BETWEEN $2::date AND $3::date \
+      AND ($4::bigint[] IS NULL OR (user_id, day) IN (SELECT * FROM unnest($4::bigint[], $5::date[]))) \
 ), measured AS ( \
     SELECT p.*, EXTRACT(EPOCH FROM p.p_end - p.p_start) AS worked, \
         CASE WHEN p.p_start = p.started_at AND p.p_end = p.ended_at THEN p.idle_micros / 1000000.0 \
@@ -50,7 +60,7 @@ pieces AS ( \
 ), days AS ( \
     SELECT user_id, day, min(p_start) AS first_in, max(p_end) AS last_out, \
         round(sum(worked))::bigint AS worked, round(sum(idle))::bigint AS idle, \
-        count(DISTINCT id)::int AS sessions, bool_or(auto_closed) AS auto_closed \
+        count(*)::int AS sessions, bool_or(auto_closed) AS auto_closed \
     FROM measured GROUP BY user_id, day \
 ) \
 INSERT INTO attendance_summaries (organization_id, user_id, day, first_in, last_out, \
