@@ -16,8 +16,37 @@ pub struct RequestLabels {
     pub code: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    /// The route's template, e.g. `/api/v1/users/{user_id}` (never the concrete path).
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+fn api_latency() -> Histogram {
+    // 0.25 ms .. ~2 s
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.00025, 2.0, 14,
+    ))
+}
+
 #[derive(Debug)]
 pub struct Metrics {
+    pub api_requests: Family<ApiLabels, Counter>,
+    pub api_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub sign_ins: Family<OutcomeLabels, Counter>,
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub ingest_seconds: Histogram,
@@ -70,7 +99,29 @@ impl Metrics {
             "Jobs waiting in the Redis queue (scheduled + active)",
             queue_depth.clone(),
         );
+        let api_requests = Family::<ApiLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "/api/v1 requests by method, route and HTTP status",
+            api_requests.clone(),
+        );
+        let api_seconds =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(api_latency);
+        registry.register(
+            "api_request_seconds",
+            "/api/v1 request latency by method and route",
+            api_seconds.clone(),
+        );
+        let sign_ins = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "sign_ins",
+            "Sign-in attempts by outcome (success, invalid_credentials, throttled, disabled, refresh_reused)",
+            sign_ins.clone(),
+        );
         Self {
+            api_requests,
+            api_seconds,
+            sign_ins,
             registry,
             requests,
             ingest_seconds,
@@ -88,6 +139,30 @@ impl Metrics {
                 code: code.to_owned(),
             })
             .inc();
+    }
+
+    pub fn count_sign_in(&self, outcome: &str) {
+        self.sign_ins
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn observe_api(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.api_requests
+            .get_or_create(&ApiLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.api_seconds
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(seconds);
     }
 
     /// The Prometheus text exposition.

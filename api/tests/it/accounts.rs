@@ -207,6 +207,27 @@ async fn failed_sign_ins_are_limited_per_account_and_per_address_with_a_clear_42
             .expect("message")
             .contains("your address")
     );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"devpulse_sign_ins_total{outcome="throttled"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"devpulse_sign_ins_total{outcome="invalid_credentials"} 20"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"devpulse_api_requests_total{method="POST",route="/api/v1/auth/login",status="429"} 2"#),
+        "{metrics}"
+    );
     app.stop().await;
 }
 

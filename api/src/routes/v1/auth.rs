@@ -83,6 +83,7 @@ pub async fn login(
             Scope::Account => "this account",
             Scope::Address => "your address",
         };
+        state.metrics.count_sign_in("throttled");
         return Err(ApiError::TooManyRequests {
             message: format!(
                 "too many failed sign-ins for {whom}; try again in {} seconds",
@@ -112,12 +113,16 @@ pub async fn login(
             .throttle
             .record_failure(&state.db, email.as_str(), &address)
             .await?;
+        state.metrics.count_sign_in("invalid_credentials");
         tracing::info!(client = %address, "failed sign-in");
         return Err(ApiError::unauthorized(
             "invalid_credentials",
             "the email or password is wrong",
         ));
     };
+    if !record.active || record.organization_status == "removed" {
+        state.metrics.count_sign_in("disabled");
+    }
     if !record.active {
         return Err(ApiError::Forbidden("this account is disabled".to_owned()));
     }
@@ -131,6 +136,7 @@ pub async fn login(
         .clear_account(&state.db, email.as_str())
         .await?;
     let refresh = tokens::issue_refresh(&state.db, record.org, record.user_id, None).await?;
+    state.metrics.count_sign_in("success");
     tracing::info!(user = %record.user_id, org = %record.org, "signed in");
     Ok(Json(TokenPair::new(
         &state,
@@ -163,10 +169,13 @@ pub async fn refresh(
             "invalid_refresh_token",
             RefreshError::Invalid.to_string(),
         )),
-        Err(RefreshError::Reused) => Err(ApiError::unauthorized(
-            "refresh_token_reused",
-            RefreshError::Reused.to_string(),
-        )),
+        Err(RefreshError::Reused) => {
+            state.metrics.count_sign_in("refresh_reused");
+            Err(ApiError::unauthorized(
+                "refresh_token_reused",
+                RefreshError::Reused.to_string(),
+            ))
+        }
         Err(RefreshError::Db(e)) => Err(e.into()),
     }
 }

@@ -18,7 +18,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Request, State},
     http::{Method, header},
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse, Response},
     routing::{MethodRouter, delete, get, patch, post, put},
 };
 use jobs::people::{
@@ -215,21 +215,43 @@ pub fn router(state: AppState) -> Router<AppState> {
         .into_iter()
         .fold(Router::new(), |router, (spec, handler)| {
             let guarded = handler.route_layer(middleware::from_fn_with_state(
-                (state.clone(), spec.rule),
+                (state.clone(), spec.rule, spec.path),
                 enforce,
             ));
             router.route(spec.path, guarded)
         })
 }
 
-/// Authenticates the request as its route's rule asks and hands the handler a [`Caller`].
+/// Authenticates the request as its route's rule asks and hands the handler a [`Caller`];
+/// counts and times every request by route template.
 async fn enforce(
-    State((state, rule)): State<(AppState, Rule)>,
-    mut request: Request,
+    State((state, rule, route)): State<(AppState, Rule, &'static str)>,
+    request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().to_string();
+    let metrics = state.metrics.clone();
+    let response = match authorize(&state, rule, request).await {
+        Ok(request) => next.run(request).await,
+        Err(e) => e.into_response(),
+    };
+    metrics.observe_api(
+        &method,
+        route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+async fn authorize(
+    state: &AppState,
+    rule: Rule,
+    mut request: Request,
+) -> Result<Request, ApiError> {
     let Rule::Signed { roles, device } = rule else {
-        return Ok(next.run(request).await);
+        return Ok(request);
     };
     let token = request
         .headers()
@@ -283,7 +305,7 @@ async fn enforce(
         )));
     }
     request.extensions_mut().insert(caller);
-    Ok(next.run(request).await)
+    Ok(request)
 }
 
 /// JSON body whose rejections are [`ApiError`]s.
