@@ -205,6 +205,15 @@ GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO devpulse_app;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public
     GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO devpulse_app;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO devpulse_app;
+-- Tenant queries never need the migrations' bookkeeping, nor webhook payloads (deliveries carry
+-- no organization, so RLS cannot guard them): only the columns the dead-letter views show and
+-- the ones a re-drive resets.
+REVOKE ALL ON seaql_migrations FROM devpulse_app;
+REVOKE ALL ON webhook_deliveries FROM devpulse_app;
+GRANT SELECT (id, delivery_id, event, action, installation_id, repository_id, received_at, status)
+    ON webhook_deliveries TO devpulse_app;
+GRANT UPDATE (status, attempts, next_attempt_at, queued_at, updated_at)
+    ON webhook_deliveries TO devpulse_app;
 
 DO $$
 DECLARE

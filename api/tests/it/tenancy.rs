@@ -81,6 +81,16 @@ async fn row_level_security_alone_blocks_cross_organization_reads_and_writes() {
         .to_string();
     assert!(error.contains("row-level security"), "{error}");
 
+    // Webhook payloads carry no organization: the tenant role cannot read them at all.
+    let txn = tenant::begin(&app.db, OrgId(org_a)).await.expect("tenant");
+    let payloads = txn
+        .query_all_raw(sql("SELECT payload FROM webhook_deliveries"))
+        .await
+        .expect_err("payloads are not readable by tenant queries")
+        .to_string();
+    assert!(payloads.contains("permission denied"), "{payloads}");
+    drop(txn);
+
     // Without an organization set, the role sees nothing at all.
     let txn = app.db.begin().await.expect("begin");
     txn.execute_unprepared("SET LOCAL ROLE devpulse_app")
