@@ -435,3 +435,27 @@ async fn recomputing_a_range_replaces_its_days() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_clock_ins_open_exactly_one_session() {
+    // Arrange: two devices (or two api replicas) race to clock the same person in.
+    let (app, ana) = setup("UTC").await;
+
+    // Act
+    let attempts = (0..8).map(|_| clock_in(&app, &ana, Uuid::new_v4(), Utc::now()));
+    let results = futures::future::join_all(attempts).await;
+
+    // Assert
+    let statuses: Vec<u16> = results.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
+    app.stop().await;
+}
