@@ -19,6 +19,7 @@ pub mod pull_request;
 pub mod refresh_token;
 pub mod repository;
 pub mod review;
+pub mod schedule_tick;
 pub mod team;
 pub mod team_member;
 pub mod user;

@@ -25,6 +25,7 @@ pub mod queue;
 pub mod relay;
 pub mod runner;
 pub mod runtime;
+pub mod schedule;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_webhook_deliveries;
 mod m20261122_000001_domain_model;
 mod m20261123_000001_people;
+mod m20261123_000002_schedule_ticks;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_webhook_deliveries::Migration),
             Box::new(m20261122_000001_domain_model::Migration),
             Box::new(m20261123_000001_people::Migration),
+            Box::new(m20261123_000002_schedule_ticks::Migration),
         ]
     }
 }

@@ -24,6 +24,9 @@ pub struct WorkerConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// `SHUTDOWN_GRACE` (default 20s): how long in-flight jobs may take to finish on SIGTERM.
     pub shutdown_grace: Duration,
+    /// `SCHEDULE_NIGHTLY_ATTENDANCE`: cron expression (seconds first) of the nightly attendance
+    /// tick, default hourly on the hour; `off` disables it.
+    pub nightly_attendance: Option<String>,
 }
 
 /// `name=value,name=value` with job type names, e.g. `processPush=2`.
@@ -115,6 +118,15 @@ impl WorkerConfig {
             })?),
         };
         let shutdown_grace = vars.duration_or("SHUTDOWN_GRACE", Duration::from_secs(20))?;
+        let nightly_attendance = match vars.get("SCHEDULE_NIGHTLY_ATTENDANCE").map(str::trim) {
+            Some("off") => None,
+            None => Some(crate::schedule::DEFAULT_NIGHTLY_ATTENDANCE.to_owned()),
+            Some(expr) => {
+                crate::schedule::parse(expr)
+                    .map_err(|e| ConfigError::new("SCHEDULE_NIGHTLY_ATTENDANCE", e))?;
+                Some(expr.to_owned())
+            }
+        };
         Ok(Self {
             common,
             concurrency,
@@ -127,6 +139,7 @@ impl WorkerConfig {
             },
             metrics_addr,
             shutdown_grace,
+            nightly_attendance,
         })
     }
 }

@@ -9,3 +9,4 @@ pub mod config;
 pub mod dlq;
 pub mod metrics;
 pub mod run;
+pub mod schedule;

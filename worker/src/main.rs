@@ -41,6 +41,18 @@ enum Command {
     /// Create organizations and users; recompute attendance (needs only DATABASE_URL).
     #[command(subcommand)]
     Admin(Admin),
+    /// The schedules: when each runs, and how its last run went (needs only DATABASE_URL).
+    #[command(subcommand)]
+    Cron(Cron),
+}
+
+#[derive(Subcommand)]
+enum Cron {
+    /// Each schedule with its cron expression, next run and last run.
+    List {
+        #[command(flatten)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand)]
@@ -184,6 +196,10 @@ async fn main() -> ExitCode {
             telemetry::init("warn,sqlx=error,sea_orm=error");
             telemetry::command_exit_code("worker admin", admin(command).await)
         }
+        Command::Cron(Cron::List { format }) => {
+            telemetry::init("warn,sqlx=error,sea_orm=error");
+            telemetry::command_exit_code("worker cron", cron_list(format.json).await)
+        }
     }
 }
 
@@ -246,6 +262,19 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
     let db = connect_database(&vars).await?;
     let mut stdout = std::io::stdout().lock();
     worker::admin::execute(&db, command, &mut stdout).await?;
+    Ok(())
+}
+
+async fn cron_list(json: bool) -> anyhow::Result<()> {
+    let vars = Vars::from_env();
+    let nightly = match vars.get("SCHEDULE_NIGHTLY_ATTENDANCE").map(str::trim) {
+        Some("off") => None,
+        Some(expr) => Some(expr.to_owned()),
+        None => Some(worker::schedule::DEFAULT_NIGHTLY_ATTENDANCE.to_owned()),
+    };
+    let db = connect_database(&vars).await?;
+    let mut stdout = std::io::stdout().lock();
+    worker::schedule::list(&db, nightly.as_deref(), json, &mut stdout).await?;
     Ok(())
 }
 

@@ -85,6 +85,21 @@ impl Worker {
             tracing::warn!(error = %e, "first relay round failed; retrying in the background");
         }
         let background = shutdown.child_token();
+        let scheduler_name = format!(
+            "worker-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        if let Err(e) = crate::schedule::start(
+            db.clone(),
+            config.nightly_attendance.clone(),
+            scheduler_name,
+            background.clone(),
+        )
+        .await
+        {
+            tracing::error!(error = %e, "schedules did not start; nightly runs are off in this process");
+        }
         let mut tasks = vec![
             tokio::spawn(relay.run(background.clone())),
             tokio::spawn(janitor(queue.clone(), background.clone())),

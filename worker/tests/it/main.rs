@@ -5,3 +5,4 @@ mod helpers;
 mod processing;
 mod reliability;
 mod run;
+mod schedule;

@@ -1,0 +1,202 @@
+//! The worker's schedules (tokio-cron-scheduler). Every replica's scheduler fires on each tick;
+//! the tick is claimed in PostgreSQL (`jobs::schedule`), so exactly one replica runs it.
+//!
+//! Today: `nightlyAttendance` — by default every hour on the hour, it recomputes yesterday's
+//! attendance summaries of every organization where it is then 02:xx local time, a safety net
+//! behind the per-clock-out recomputes.
+
+use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
+use croner::{Cron, parser::CronParser};
+use jobs::{attendance::summaries, people::OrgId, schedule};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
+use tokio_util::sync::CancellationToken;
+
+/// The nightly attendance recompute.
+pub const NIGHTLY_ATTENDANCE: &str = "nightlyAttendance";
+/// The organization's local hour in which the nightly work runs.
+pub const NIGHTLY_LOCAL_HOUR: u32 = 2;
+/// Default: on the hour, so that every time zone (whole or half hour offsets) meets its 02:xx.
+pub const DEFAULT_NIGHTLY_ATTENDANCE: &str = "0 0 * * * *";
+
+/// Parses a cron expression as the scheduler does (seconds first). Ticks are claimed per
+/// minute, so the seconds field must be a single value.
+pub fn parse(expr: &str) -> Result<Cron, String> {
+    let seconds = expr.split_whitespace().next().unwrap_or_default();
+    if seconds.parse::<u8>().is_err() {
+        return Err(format!(
+            "{expr:?}: the first (seconds) field must be one number, e.g. \"0 0 * * * *\""
+        ));
+    }
+    CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expr)
+        .map_err(|e| format!("{expr:?} is not a cron expression (seconds first): {e}"))
+}
+
+/// When `expr` fires next after `after`.
+pub fn next_run(expr: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    parse(expr).ok()?.find_next_occurrence(&after, false).ok()
+}
+
+/// Starts the schedules; they stop when `shutdown` is cancelled.
+pub async fn start(
+    db: DatabaseConnection,
+    nightly_attendance: Option<String>,
+    worker_name: String,
+    shutdown: CancellationToken,
+) -> Result<(), JobSchedulerError> {
+    let Some(expr) = nightly_attendance else {
+        return Ok(());
+    };
+    let mut scheduler = JobScheduler::new().await?;
+    scheduler
+        .add(Job::new_async(expr.as_str(), move |_, _| {
+            let db = db.clone();
+            let name = worker_name.clone();
+            Box::pin(async move {
+                let tick = Utc::now()
+                    .duration_trunc(TimeDelta::minutes(1))
+                    .unwrap_or_else(|_| Utc::now());
+                run_tick(&db, NIGHTLY_ATTENDANCE, tick, &name).await;
+            })
+        })?)
+        .await?;
+    scheduler.start().await?;
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        let _ = scheduler.shutdown().await;
+    });
+    Ok(())
+}
+
+/// Runs `schedule`'s tick here if this worker claims it; returns whether it ran.
+pub async fn run_tick(db: &DatabaseConnection, name: &str, tick: DateTime<Utc>, by: &str) -> bool {
+    match schedule::claim(db, name, tick, by).await {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(e) => {
+            tracing::warn!(schedule = name, error = %e, "cannot claim the tick");
+            return false;
+        }
+    }
+    let result = match name {
+        NIGHTLY_ATTENDANCE => nightly_attendance(db, tick)
+            .await
+            .map_err(|e| e.to_string()),
+        other => Err(format!("unknown schedule {other}")),
+    };
+    match &result {
+        Ok(detail) => tracing::info!(schedule = name, %tick, detail, "scheduled run finished"),
+        Err(error) => tracing::error!(schedule = name, %tick, error, "scheduled run failed"),
+    }
+    if let Err(e) = schedule::finish(db, name, tick, &result).await {
+        tracing::warn!(schedule = name, error = %e, "cannot record the run");
+    }
+    true
+}
+
+/// Recomputes yesterday for every organization where `at` is in its nightly hour.
+async fn nightly_attendance(db: &DatabaseConnection, at: DateTime<Utc>) -> Result<String, DbErr> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id, (($1::timestamptz AT TIME ZONE time_zone)::date - 1) AS yesterday \
+             FROM organizations WHERE status <> 'removed' \
+               AND EXTRACT(HOUR FROM $1::timestamptz AT TIME ZONE time_zone) = $2 ORDER BY id",
+            [
+                at.into(),
+                i32::try_from(NIGHTLY_LOCAL_HOUR).unwrap_or(2).into(),
+            ],
+        ))
+        .await?;
+    let mut written = 0;
+    for row in &rows {
+        let org: i64 = row.try_get("", "id")?;
+        let day: NaiveDate = row.try_get("", "yesterday")?;
+        written += summaries::recompute_range(db, OrgId(org), day, day).await?;
+    }
+    Ok(format!(
+        "{} organization(s), {written} summaries",
+        rows.len()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions_are_checked_and_next_runs_computed() {
+        assert!(parse(DEFAULT_NIGHTLY_ATTENDANCE).is_ok());
+        assert!(
+            parse("*/5 * * * * *").is_err(),
+            "sub-minute ticks cannot be claimed per minute"
+        );
+        assert!(parse("0 0 25 * * *").is_err());
+        let after = DateTime::parse_from_rfc3339("2026-11-22T05:30:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        assert_eq!(
+            next_run(DEFAULT_NIGHTLY_ATTENDANCE, after).map(|t| t.to_rfc3339()),
+            Some("2026-11-22T06:00:00+00:00".to_owned())
+        );
+    }
+}
+
+/// `worker cron list`: each schedule with its expression, last and next run.
+pub async fn list(
+    db: &DatabaseConnection,
+    nightly_attendance: Option<&str>,
+    json: bool,
+    out: &mut impl std::io::Write,
+) -> Result<(), ListError> {
+    let now = Utc::now();
+    let mut rows = Vec::new();
+    for (name, expr) in [(NIGHTLY_ATTENDANCE, nightly_attendance)] {
+        let last = schedule::last_run(db, name).await?;
+        rows.push(serde_json::json!({
+            "schedule": name,
+            "cron": expr.unwrap_or("off"),
+            "next_run": expr.and_then(|e| next_run(e, now)),
+            "last_run": last,
+        }));
+    }
+    if json {
+        writeln!(out, "{}", serde_json::Value::from(rows))?;
+        return Ok(());
+    }
+    for row in rows {
+        let last = &row["last_run"];
+        let last = if last.is_null() {
+            "never".to_owned()
+        } else {
+            format!(
+                "{} by {}: {} ({})",
+                last["tick"].as_str().unwrap_or("?"),
+                last["claimed_by"].as_str().unwrap_or("?"),
+                last["outcome"].as_str().unwrap_or("running"),
+                last["detail"].as_str().unwrap_or("")
+            )
+        };
+        writeln!(
+            out,
+            "{}  cron {:?}  next {}  last {}",
+            row["schedule"].as_str().unwrap_or("?"),
+            row["cron"].as_str().unwrap_or("?"),
+            row["next_run"].as_str().unwrap_or("-"),
+            last
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
