@@ -48,6 +48,11 @@ pub enum AdminCommand {
         public_url: String,
         json: bool,
     },
+    SetPassword {
+        email: Email,
+        password: Password,
+        json: bool,
+    },
     RecomputeAttendance {
         org: OrgRef,
         from: NaiveDate,
@@ -158,6 +163,25 @@ pub async fn execute(
                         public_url.trim_end_matches('/')
                     )?;
                 }
+            }
+        }
+        AdminCommand::SetPassword {
+            email,
+            password,
+            json,
+        } => {
+            let hash = tokio::task::spawn_blocking(move || password.hash())
+                .await
+                .map_err(|e| DbErr::Custom(format!("hashing: {e}")))?;
+            let user = accounts::set_password(db, &email, hash).await?;
+            if json {
+                writeln!(out, "{}", serde_json::json!({ "user_id": user.id }))?;
+            } else {
+                writeln!(
+                    out,
+                    "password of {} set; their sign-ins and devices were ended",
+                    user.email
+                )?;
             }
         }
         AdminCommand::RecomputeAttendance {

@@ -86,6 +86,13 @@ enum Admin {
         #[arg(long)]
         json: bool,
     },
+    /// Set a user's password (read from standard input); ends their sign-ins and devices.
+    SetPassword {
+        #[arg(long, value_parser = parse_email)]
+        email: Email,
+        #[arg(long)]
+        json: bool,
+    },
     /// Recompute attendance summaries of an organization for a range of days (inclusive).
     RecomputeAttendance {
         #[arg(long, value_parser = parse_org)]
@@ -224,13 +231,7 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
             json,
         } => {
             let password = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin()
-                    .read_line(&mut line)
-                    .context("reading the password from standard input")?;
-                let line = line.strip_suffix('\n').unwrap_or(&line);
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                Some(Password::parse(line).map_err(|e| anyhow::anyhow!("{e}"))?)
+                Some(read_password()?)
             } else {
                 None
             };
@@ -247,6 +248,11 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
                 json,
             }
         }
+        Admin::SetPassword { email, json } => AdminCommand::SetPassword {
+            email,
+            password: read_password()?,
+            json,
+        },
         Admin::RecomputeAttendance {
             org,
             from,
@@ -263,6 +269,17 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     worker::admin::execute(&db, command, &mut stdout).await?;
     Ok(())
+}
+
+/// One line of standard input, without its line ending, as a password that meets the policy.
+fn read_password() -> anyhow::Result<Password> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    Password::parse(line).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn cron_list(json: bool) -> anyhow::Result<()> {

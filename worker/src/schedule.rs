@@ -5,7 +5,7 @@
 //! attendance summaries of every organization where it is then 02:xx local time, a safety net
 //! behind the per-clock-out recomputes.
 
-use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, NaiveDate, SubsecRound, TimeDelta, Utc};
 use croner::{Cron, parser::CronParser};
 use jobs::{attendance::summaries, people::OrgId, schedule};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
@@ -38,6 +38,7 @@ pub fn parse(expr: &str) -> Result<Cron, String> {
 
 /// When `expr` fires next after `after`.
 pub fn next_run(expr: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let after = after.trunc_subsecs(0);
     parse(expr).ok()?.find_next_occurrence(&after, false).ok()
 }
 
@@ -136,7 +137,7 @@ mod tests {
             "sub-minute ticks cannot be claimed per minute"
         );
         assert!(parse("0 0 25 * * *").is_err());
-        let after = DateTime::parse_from_rfc3339("2026-11-22T05:30:00Z")
+        let after = DateTime::parse_from_rfc3339("2026-11-22T05:30:00.25Z")
             .expect("time")
             .with_timezone(&Utc);
         assert_eq!(

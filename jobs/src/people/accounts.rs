@@ -327,6 +327,30 @@ pub async fn accept_invite(
     Ok(user(&row)?)
 }
 
+/// Sets a user's password (hash) by email — the operator's reset (`worker admin set-password`).
+/// Every sign-in and device of theirs ends, as after any password change.
+pub async fn set_password(
+    db: &DatabaseConnection,
+    email: &Email,
+    password_hash: String,
+) -> Result<User, PeopleError> {
+    let txn = db.begin().await?;
+    let row = txn
+        .query_one_raw(stmt(
+            &format!(
+                "UPDATE users AS u SET password_hash = $2, updated_at = now() \
+                 WHERE email = $1 RETURNING {USER_COLUMNS}"
+            ),
+            [email.as_str().into(), password_hash.into()],
+        ))
+        .await?
+        .ok_or(PeopleError::NotFound("no user with that email"))?;
+    let user = user(&row)?;
+    revoke_all_tokens(&txn, OrgId(user.organization_id), UserId(user.id)).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
 /// What sign-in needs about an account, found by email across organizations.
 #[derive(Debug, Clone)]
 pub struct LoginRecord {

@@ -303,3 +303,67 @@ async fn the_running_worker_summarizes_a_day_right_after_clock_out() {
     worker.stop().await;
     env.teardown().await;
 }
+
+#[tokio::test]
+async fn set_password_resets_a_forgotten_password_and_ends_every_sign_in() {
+    // Arrange
+    let env = Env::new().await;
+    env.worker_command(&["admin", "create-org", "Acme"]);
+    let create = [
+        "admin",
+        "create-user",
+        "--org",
+        "Acme",
+        "--email",
+        "ana@acme.test",
+        "--role",
+        "owner",
+        "--password-stdin",
+    ];
+    assert_eq!(
+        env.worker_command_with_input(&create, "first password here\n")
+            .0,
+        0
+    );
+    let login = accounts::find_for_login(&env.db, &Email::parse("ana@acme.test").expect("email"))
+        .await
+        .expect("query")
+        .expect("user");
+    let refresh = jobs::people::tokens::issue_refresh(&env.db, login.org, login.user_id, None)
+        .await
+        .expect("refresh");
+
+    // Act
+    let reset = ["admin", "set-password", "--email", "ana@acme.test"];
+    let (code, out, err) = env.worker_command_with_input(&reset, "second password here\n");
+    let (unknown, _, unknown_err) = env.worker_command_with_input(
+        &["admin", "set-password", "--email", "bob@acme.test"],
+        "second password here\n",
+    );
+
+    // Assert
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("password of ana@acme.test set"), "{out}");
+    let login = accounts::find_for_login(&env.db, &Email::parse("ana@acme.test").expect("email"))
+        .await
+        .expect("query")
+        .expect("user");
+    assert!(verify_password(
+        "second password here",
+        login.password_hash.as_deref()
+    ));
+    assert!(!verify_password(
+        "first password here",
+        login.password_hash.as_deref()
+    ));
+    let rotated =
+        jobs::people::tokens::rotate(&env.db, secrecy::ExposeSecret::expose_secret(&refresh.text))
+            .await;
+    assert!(rotated.is_err(), "earlier sign-ins end");
+    assert_eq!(unknown, 1);
+    assert!(
+        unknown_err.contains("no user with that email"),
+        "{unknown_err}"
+    );
+    env.teardown().await;
+}
