@@ -25,7 +25,7 @@ pub async fn run(db: DatabaseConnection, shutdown: CancellationToken) {
     loop {
         if last_sweep.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
             last_sweep = Some(tokio::time::Instant::now());
-            match sessions::close_forgotten(&db, None, None).await {
+            match sessions::close_forgotten(&db, None).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(sessions = n, "closed forgotten work sessions"),
                 Err(e) => tracing::warn!(error = %e, "closing forgotten sessions failed"),

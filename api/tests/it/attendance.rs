@@ -259,7 +259,7 @@ async fn a_forgotten_timer_is_closed_at_its_last_activity_and_flagged() {
         })
         .await;
     assert_eq!(status, 200);
-    let untouched = sessions::close_forgotten(&app.db, None, None)
+    let untouched = sessions::close_forgotten(&app.db, None)
         .await
         .expect("sweep");
     assert_eq!(
@@ -272,7 +272,7 @@ async fn a_forgotten_timer_is_closed_at_its_last_activity_and_flagged() {
         .expect("age");
 
     // Act: the worker's sweep.
-    let closed = sessions::close_forgotten(&app.db, None, None)
+    let closed = sessions::close_forgotten(&app.db, None)
         .await
         .expect("sweep");
     drain(&app).await;

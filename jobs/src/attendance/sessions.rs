@@ -135,7 +135,7 @@ async fn lock_person<C: ConnectionTrait>(
     ))
     .await?
     .ok_or(SessionError::NotFound)?;
-    close_forgotten(db, Some(user), None).await?;
+    close_forgotten(db, Some(user)).await?;
     Ok(())
 }
 
@@ -253,37 +253,7 @@ pub async fn clock_out<C: ConnectionTrait>(
     {
         return Err(SessionError::Overlap(Box::new(other)));
     }
-    let limit = session_limit(db, org).await?;
-    if ended_at - current.started_at > limit {
-        close_forgotten(db, Some(user), Some(id)).await?;
-    } else {
-        db.execute_raw(stmt(
-            "UPDATE work_sessions SET ended_at = $3, updated_at = now() \
-             WHERE organization_id = $1 AND id = $2",
-            [org.0.into(), id.into(), ended_at.into()],
-        ))
-        .await?;
-        db.execute_raw(stmt(
-            "DELETE FROM idle_intervals WHERE organization_id = $1 AND session_id = $2 AND started_at >= $3",
-            [org.0.into(), id.into(), ended_at.into()],
-        ))
-        .await?;
-        db.execute_raw(stmt(
-            "UPDATE idle_intervals SET ended_at = $3 \
-             WHERE organization_id = $1 AND session_id = $2 AND ended_at > $3",
-            [org.0.into(), id.into(), ended_at.into()],
-        ))
-        .await?;
-        db.execute_raw(stmt(
-            "UPDATE work_sessions s SET idle_micros = (SELECT COALESCE(sum( \
-                 (EXTRACT(EPOCH FROM i.ended_at - i.started_at) * 1000000)::bigint), 0) \
-                 FROM idle_intervals i WHERE i.session_id = s.id) \
-             WHERE s.organization_id = $1 AND s.id = $2",
-            [org.0.into(), id.into()],
-        ))
-        .await?;
-        mark_dirty(db, org, user, current.started_at, ended_at).await?;
-    }
+    close(db, Some(user), Some((id, ended_at))).await?;
     find(db, org, "s.id = $2", vec![id.into()])
         .await?
         .ok_or(SessionError::NotFound)
@@ -403,18 +373,6 @@ pub async fn list<C: ConnectionTrait>(
     rows.iter().map(session).collect()
 }
 
-async fn session_limit<C: ConnectionTrait>(db: &C, org: OrgId) -> Result<Duration, DbErr> {
-    let seconds: i32 = db
-        .query_one_raw(stmt(
-            "SELECT session_limit_seconds FROM organizations WHERE id = $1",
-            [org.0.into()],
-        ))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("organization".to_owned()))?
-        .try_get("", "session_limit_seconds")?;
-    Ok(Duration::seconds(seconds.into()))
-}
-
 /// Asks for the summaries of the days (organization's zone) that `[from, to]` touches.
 async fn mark_dirty<C: ConnectionTrait>(
     db: &C,
@@ -437,29 +395,49 @@ async fn mark_dirty<C: ConnectionTrait>(
 }
 
 /// Closes sessions open longer than their organization's limit (and untouched for
-/// [`SWEEP_GRACE`]) at their last activity, flags them, trims their idle intervals and asks for their days' summaries — all of them (the
-/// worker's sweep), one person's, or one session regardless of its age (`force`). One
-/// statement, so concurrent sweeps on several workers close each session once.
+/// [`SWEEP_GRACE`]) at their last activity and flags them: all of them (the worker's sweep) or one
+/// person's. Returns how many it closed.
 pub async fn close_forgotten<C: ConnectionTrait>(
     db: &C,
     user: Option<UserId>,
-    force: Option<Uuid>,
+) -> Result<u64, DbErr> {
+    close(db, user, None).await
+}
+
+/// The one way a session is closed. With `clock_out = (id, ended_at)` that session ends at
+/// `ended_at` — or, when that is more than the limit after its start, at its last activity,
+/// flagged; without, forgotten sessions are closed as [`close_forgotten`] says. Either way its
+/// idle intervals are trimmed to the end, its idle total follows them, and its days are asked
+/// for. One statement that locks what it closes, so concurrent sweeps on several workers close
+/// each session once.
+async fn close<C: ConnectionTrait>(
+    db: &C,
+    user: Option<UserId>,
+    clock_out: Option<(Uuid, DateTime<Utc>)>,
 ) -> Result<u64, DbErr> {
     let row = db
         .query_one_raw(stmt(
-            "WITH closed AS ( \
-                UPDATE work_sessions s SET ended_at = GREATEST(s.last_activity_at, s.started_at), \
-                    auto_closed = true, updated_at = now(), \
+            "WITH target AS ( \
+                SELECT s.id, o.time_zone, \
+                    COALESCE($3::timestamptz - s.started_at <= make_interval(secs => o.session_limit_seconds), \
+                        false) AS in_time, \
+                    CASE WHEN $3::timestamptz - s.started_at <= make_interval(secs => o.session_limit_seconds) \
+                        THEN $3::timestamptz ELSE GREATEST(s.last_activity_at, s.started_at) END AS end_at \
+                FROM work_sessions s JOIN organizations o ON o.id = s.organization_id \
+                WHERE s.ended_at IS NULL AND ($1::bigint IS NULL OR s.user_id = $1) \
+                  AND CASE WHEN $2::uuid IS NULL \
+                      THEN s.started_at < now() - make_interval(secs => o.session_limit_seconds) \
+                           AND s.updated_at < now() - make_interval(secs => $4) \
+                      ELSE s.id = $2 END \
+                FOR UPDATE OF s \
+             ), closed AS ( \
+                UPDATE work_sessions s SET ended_at = t.end_at, auto_closed = NOT t.in_time, \
+                    updated_at = now(), \
                     idle_micros = (SELECT COALESCE(sum((EXTRACT(EPOCH FROM \
-                        LEAST(i.ended_at, GREATEST(s.last_activity_at, s.started_at)) - i.started_at) \
-                        * 1000000)::bigint), 0) FROM idle_intervals i \
-                        WHERE i.session_id = s.id AND i.started_at < GREATEST(s.last_activity_at, s.started_at)) \
-                FROM organizations o \
-                WHERE o.id = s.organization_id AND s.ended_at IS NULL \
-                  AND ($1::bigint IS NULL OR s.user_id = $1) \
-                  AND (s.id = $2 OR (s.started_at < now() - make_interval(secs => o.session_limit_seconds) \
-                      AND s.updated_at < now() - make_interval(secs => $3))) \
-                RETURNING s.id, s.organization_id, s.user_id, s.started_at, s.ended_at, o.time_zone \
+                        LEAST(i.ended_at, t.end_at) - i.started_at) * 1000000)::bigint), 0) \
+                        FROM idle_intervals i WHERE i.session_id = s.id AND i.started_at < t.end_at) \
+                FROM target t WHERE s.id = t.id \
+                RETURNING s.id, s.organization_id, s.user_id, s.started_at, s.ended_at, t.time_zone \
              ), dropped AS ( \
                 DELETE FROM idle_intervals i USING closed c \
                 WHERE i.session_id = c.id AND i.started_at >= c.ended_at \
@@ -475,7 +453,8 @@ pub async fn close_forgotten<C: ConnectionTrait>(
              ) SELECT count(*) AS n FROM closed",
             [
                 user.map(|u| u.0).into(),
-                force.into(),
+                clock_out.map(|(id, _)| id).into(),
+                clock_out.map(|(_, at)| at).into(),
                 SWEEP_GRACE.as_seconds_f64().into(),
             ],
         ))
