@@ -69,6 +69,24 @@ pub struct AppState {
     pub public_url: Arc<str>,
 }
 
+impl AppState {
+    /// Runs password hashing or checking (argon2: ~20 MiB and tens of milliseconds each) on a
+    /// blocking thread, at most `HASHING_CONCURRENCY` at once.
+    pub async fn hash<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| ApiError::Internal(format!("password hashing: {e}")))
+    }
+}
+
 /// A built application, not yet serving.
 #[derive(Debug)]
 pub struct Application {

@@ -69,7 +69,7 @@ pub enum AdminError {
     Database(#[from] DbErr),
     #[error("no organization {0}")]
     NoSuchOrg(String),
-    #[error("several organizations are named {0:?}; pass the id instead")]
+    #[error("several organizations are named {0}; pass the id instead")]
     AmbiguousOrg(String),
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
@@ -116,11 +116,7 @@ pub async fn execute(
                     .to_owned()
             });
             let hash = match password {
-                Some(p) => Some(
-                    tokio::task::spawn_blocking(move || p.hash())
-                        .await
-                        .map_err(|e| DbErr::Custom(format!("hashing: {e}")))?,
-                ),
+                Some(p) => Some(hash(p).await?),
                 None => None,
             };
             let new = NewUser {
@@ -170,10 +166,7 @@ pub async fn execute(
             password,
             json,
         } => {
-            let hash = tokio::task::spawn_blocking(move || password.hash())
-                .await
-                .map_err(|e| DbErr::Custom(format!("hashing: {e}")))?;
-            let user = accounts::set_password(db, &email, hash).await?;
+            let user = accounts::set_password(db, &email, hash(password).await?).await?;
             if json {
                 writeln!(out, "{}", serde_json::json!({ "user_id": user.id }))?;
             } else {
@@ -203,31 +196,29 @@ pub async fn execute(
 }
 
 async fn resolve(db: &DatabaseConnection, org: &OrgRef) -> Result<OrgId, AdminError> {
+    use entities::organization::{Column, Entity};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
-    let ids: Vec<i64> = match org {
-        OrgRef::Id(id) => {
-            entities::organization::Entity::find_by_id(*id)
-                .select_only()
-                .column(entities::organization::Column::Id)
-                .into_tuple()
-                .all(db)
-                .await?
-        }
-        OrgRef::Name(name) => {
-            entities::organization::Entity::find()
-                .filter(entities::organization::Column::Name.eq(name.as_str()))
-                .select_only()
-                .column(entities::organization::Column::Id)
-                .into_tuple()
-                .all(db)
-                .await?
-        }
+    let (filter, shown) = match org {
+        OrgRef::Id(id) => (Column::Id.eq(*id), id.to_string()),
+        OrgRef::Name(name) => (Column::Name.eq(name.as_str()), format!("{name:?}")),
     };
-    match (ids.as_slice(), org) {
-        ([id], _) => Ok(OrgId(*id)),
-        ([], OrgRef::Id(id)) => Err(AdminError::NoSuchOrg(id.to_string())),
-        ([], OrgRef::Name(name)) => Err(AdminError::NoSuchOrg(format!("{name:?}"))),
-        (_, OrgRef::Name(name)) => Err(AdminError::AmbiguousOrg(name.clone())),
-        (_, OrgRef::Id(id)) => Err(AdminError::NoSuchOrg(id.to_string())),
+    let ids: Vec<i64> = Entity::find()
+        .filter(filter)
+        .select_only()
+        .column(Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    match ids.as_slice() {
+        [id] => Ok(OrgId(*id)),
+        [] => Err(AdminError::NoSuchOrg(shown)),
+        _ => Err(AdminError::AmbiguousOrg(shown)),
     }
+}
+
+/// argon2 on a blocking thread: it takes a core for tens of milliseconds.
+async fn hash(password: Password) -> Result<String, DbErr> {
+    tokio::task::spawn_blocking(move || password.hash())
+        .await
+        .map_err(|e| DbErr::Custom(format!("hashing: {e}")))
 }

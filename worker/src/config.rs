@@ -118,15 +118,7 @@ impl WorkerConfig {
             })?),
         };
         let shutdown_grace = vars.duration_or("SHUTDOWN_GRACE", Duration::from_secs(20))?;
-        let nightly_attendance = match vars.get("SCHEDULE_NIGHTLY_ATTENDANCE").map(str::trim) {
-            Some("off") => None,
-            None => Some(crate::schedule::DEFAULT_NIGHTLY_ATTENDANCE.to_owned()),
-            Some(expr) => {
-                crate::schedule::parse(expr)
-                    .map_err(|e| ConfigError::new("SCHEDULE_NIGHTLY_ATTENDANCE", e))?;
-                Some(expr.to_owned())
-            }
-        };
+        let nightly_attendance = crate::schedule::nightly_attendance_from(vars)?;
         Ok(Self {
             common,
             concurrency,

@@ -284,11 +284,8 @@ fn read_password() -> anyhow::Result<Password> {
 
 async fn cron_list(json: bool) -> anyhow::Result<()> {
     let vars = Vars::from_env();
-    let nightly = match vars.get("SCHEDULE_NIGHTLY_ATTENDANCE").map(str::trim) {
-        Some("off") => None,
-        Some(expr) => Some(expr.to_owned()),
-        None => Some(worker::schedule::DEFAULT_NIGHTLY_ATTENDANCE.to_owned()),
-    };
+    let nightly =
+        worker::schedule::nightly_attendance_from(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
     let db = connect_database(&vars).await?;
     let mut stdout = std::io::stdout().lock();
     worker::schedule::list(&db, nightly.as_deref(), json, &mut stdout).await?;

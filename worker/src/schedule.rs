@@ -36,6 +36,22 @@ pub fn parse(expr: &str) -> Result<Cron, String> {
         .map_err(|e| format!("{expr:?} is not a cron expression (seconds first): {e}"))
 }
 
+/// `SCHEDULE_NIGHTLY_ATTENDANCE`: the cron expression, the default when unset, `None` for `off`.
+pub fn nightly_attendance_from(
+    vars: &jobs::runtime::config::Vars,
+) -> Result<Option<String>, jobs::runtime::config::ConfigError> {
+    match vars.get("SCHEDULE_NIGHTLY_ATTENDANCE").map(str::trim) {
+        Some("off") => Ok(None),
+        None => Ok(Some(DEFAULT_NIGHTLY_ATTENDANCE.to_owned())),
+        Some(expr) => {
+            parse(expr).map_err(|e| {
+                jobs::runtime::config::ConfigError::new("SCHEDULE_NIGHTLY_ATTENDANCE", e)
+            })?;
+            Ok(Some(expr.to_owned()))
+        }
+    }
+}
+
 /// When `expr` fires next after `after`.
 pub fn next_run(expr: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let after = after.trunc_subsecs(0);
@@ -147,6 +163,16 @@ mod tests {
     }
 }
 
+/// One schedule as `worker cron list` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct Status {
+    pub schedule: &'static str,
+    /// The cron expression, or `off`.
+    pub cron: String,
+    pub next_run: Option<DateTime<Utc>>,
+    pub last_run: Option<schedule::LastRun>,
+}
+
 /// `worker cron list`: each schedule with its expression, last and next run.
 pub async fn list(
     db: &DatabaseConnection,
@@ -155,40 +181,39 @@ pub async fn list(
     out: &mut impl std::io::Write,
 ) -> Result<(), ListError> {
     let now = Utc::now();
-    let mut rows = Vec::new();
+    let mut statuses = Vec::new();
     for (name, expr) in [(NIGHTLY_ATTENDANCE, nightly_attendance)] {
-        let last = schedule::last_run(db, name).await?;
-        rows.push(serde_json::json!({
-            "schedule": name,
-            "cron": expr.unwrap_or("off"),
-            "next_run": expr.and_then(|e| next_run(e, now)),
-            "last_run": last,
-        }));
+        statuses.push(Status {
+            schedule: name,
+            cron: expr.unwrap_or("off").to_owned(),
+            next_run: expr.and_then(|e| next_run(e, now)),
+            last_run: schedule::last_run(db, name).await?,
+        });
     }
     if json {
-        writeln!(out, "{}", serde_json::Value::from(rows))?;
+        let text =
+            serde_json::to_string(&statuses).map_err(|e| std::io::Error::other(e.to_string()))?;
+        writeln!(out, "{text}")?;
         return Ok(());
     }
-    for row in rows {
-        let last = &row["last_run"];
-        let last = if last.is_null() {
-            "never".to_owned()
-        } else {
-            format!(
+    for status in statuses {
+        let last = match &status.last_run {
+            None => "never".to_owned(),
+            Some(run) => format!(
                 "{} by {}: {} ({})",
-                last["tick"].as_str().unwrap_or("?"),
-                last["claimed_by"].as_str().unwrap_or("?"),
-                last["outcome"].as_str().unwrap_or("running"),
-                last["detail"].as_str().unwrap_or("")
-            )
+                run.tick.to_rfc3339(),
+                run.claimed_by,
+                run.outcome.as_deref().unwrap_or("running"),
+                run.detail.as_deref().unwrap_or("")
+            ),
         };
+        let next = status
+            .next_run
+            .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
         writeln!(
             out,
-            "{}  cron {:?}  next {}  last {}",
-            row["schedule"].as_str().unwrap_or("?"),
-            row["cron"].as_str().unwrap_or("?"),
-            row["next_run"].as_str().unwrap_or("-"),
-            last
+            "{}  cron {:?}  next {next}  last {last}",
+            status.schedule, status.cron
         )?;
     }
     Ok(())

@@ -393,10 +393,19 @@ pub async fn get_user<C: ConnectionTrait>(
     org: OrgId,
     id: UserId,
 ) -> Result<User, PeopleError> {
+    select_user(db, org, id, "").await
+}
+
+async fn select_user<C: ConnectionTrait>(
+    db: &C,
+    org: OrgId,
+    id: UserId,
+    lock: &str,
+) -> Result<User, PeopleError> {
     let row = db
         .query_one_raw(stmt(
             &format!(
-                "SELECT {USER_COLUMNS} FROM users u WHERE u.organization_id = $1 AND u.id = $2"
+                "SELECT {USER_COLUMNS} FROM users u WHERE u.organization_id = $1 AND u.id = $2 {lock}"
             ),
             [org.0.into(), id.0.into()],
         ))
@@ -496,7 +505,7 @@ pub async fn update_user<C: ConnectionTrait>(
     target: UserId,
     changes: UserChanges,
 ) -> Result<User, PeopleError> {
-    let current = get_user_for_update(db, viewer.org, target).await?;
+    let current = select_user(db, viewer.org, target, "FOR UPDATE").await?;
     let touches_owner = current.role == Role::Owner || changes.role == Some(Role::Owner);
     if touches_owner && viewer.role != Role::Owner {
         return Err(PeopleError::Forbidden(
@@ -567,23 +576,6 @@ pub async fn update_user<C: ConnectionTrait>(
     if changes.active == Some(false) {
         revoke_all_tokens(db, viewer.org, target).await?;
     }
-    Ok(user(&row)?)
-}
-
-async fn get_user_for_update<C: ConnectionTrait>(
-    db: &C,
-    org: OrgId,
-    id: UserId,
-) -> Result<User, PeopleError> {
-    let row = db
-        .query_one_raw(stmt(
-            &format!(
-                "SELECT {USER_COLUMNS} FROM users u WHERE u.organization_id = $1 AND u.id = $2 FOR UPDATE"
-            ),
-            [org.0.into(), id.0.into()],
-        ))
-        .await?
-        .ok_or(PeopleError::NotFound("no such user"))?;
     Ok(user(&row)?)
 }
 

@@ -1,12 +1,12 @@
 //! Teams and their members; a team's managers read its members' data.
 
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{OrgId, PeopleError, UserId, accounts::Viewer, is_unique_violation};
 use crate::domain::stmt;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Member {
     pub user_id: i64,
     pub display_name: String,
@@ -25,20 +25,8 @@ fn team(row: &QueryResult) -> Result<Team, DbErr> {
     Ok(Team {
         id: row.try_get("", "id")?,
         name: row.try_get("", "name")?,
-        members: members
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|m| {
-                        Some(Member {
-                            user_id: m.get("user_id")?.as_i64()?,
-                            display_name: m.get("display_name")?.as_str()?.to_owned(),
-                            is_manager: m.get("is_manager")?.as_bool()?,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        members: serde_json::from_value(members)
+            .map_err(|e| DbErr::Custom(format!("team members: {e}")))?,
     })
 }
 

@@ -95,19 +95,11 @@ pub async fn login(
     let record = find_for_login(&state.db, &email).await?;
     let stored = record.as_ref().and_then(|r| r.password_hash.clone());
     let password = body.password;
-    let verified = {
-        // argon2 takes ~20 MiB and tens of milliseconds per check: bound how many run at once.
-        let _permit = state
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(move || {
+    let verified = state
+        .hash(move || {
             password.len() <= Password::MAX_BYTES && verify_password(&password, stored.as_deref())
         })
-        .await
-        .map_err(|e| ApiError::Internal(format!("password check: {e}")))?
-    };
+        .await?;
     let Some(record) = record.filter(|_| verified) else {
         state
             .throttle
@@ -120,16 +112,16 @@ pub async fn login(
             "the email or password is wrong",
         ));
     };
-    if !record.active || record.organization_status == "removed" {
+    let refusal = if !record.active {
+        Some("this account is disabled")
+    } else if record.organization_status == "removed" {
+        Some("this organization has been removed")
+    } else {
+        None
+    };
+    if let Some(refusal) = refusal {
         state.metrics.count_sign_in("disabled");
-    }
-    if !record.active {
-        return Err(ApiError::Forbidden("this account is disabled".to_owned()));
-    }
-    if record.organization_status == "removed" {
-        return Err(ApiError::Forbidden(
-            "this organization has been removed".to_owned(),
-        ));
+        return Err(ApiError::Forbidden(refusal.to_owned()));
     }
     state
         .throttle

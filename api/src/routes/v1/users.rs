@@ -227,16 +227,7 @@ pub async fn accept_invite(
 ) -> Result<Json<User>, ApiError> {
     let password =
         Password::parse(&body.password).map_err(|m| ApiError::unprocessable("weak_password", m))?;
-    let hash = {
-        let _permit = state
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(move || password.hash())
-            .await
-            .map_err(|e| ApiError::Internal(format!("hashing: {e}")))?
-    };
+    let hash = state.hash(move || password.hash()).await?;
     let user = accounts::accept_invite(&state.db, &body.token, hash).await?;
     Ok(Json(user))
 }
