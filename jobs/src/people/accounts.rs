@@ -414,29 +414,35 @@ async fn select_user<C: ConnectionTrait>(
     Ok(user(&row)?)
 }
 
-/// The users `viewer` may see: all of the organization for owners and admins, the members of
-/// the teams they manage (and themselves) for managers, themselves for developers.
+/// Who may see user `u` — the one statement of the rule: owners and admins see everyone of their
+/// organization ($2), everyone sees themselves ($3 is the viewer), managers ($4) see the members
+/// of the teams they manage. $1 is the organization.
+const VISIBLE: &str = "($2 OR u.id = $3 OR ($4 AND EXISTS ( \
+    SELECT 1 FROM team_members m JOIN team_members me ON me.team_id = m.team_id \
+    WHERE m.user_id = u.id AND me.user_id = $3 AND me.is_manager \
+      AND m.organization_id = $1 AND me.organization_id = $1)))";
+
+fn visibility_params(viewer: &Viewer) -> [sea_orm::Value; 4] {
+    [
+        viewer.org.0.into(),
+        viewer.role.administers().into(),
+        viewer.user.0.into(),
+        (viewer.role == Role::Manager).into(),
+    ]
+}
+
+/// The users `viewer` may see ([`VISIBLE`]).
 pub async fn list_users<C: ConnectionTrait>(
     db: &C,
-    org: OrgId,
     viewer: &Viewer,
 ) -> Result<Vec<User>, PeopleError> {
     let rows = db
         .query_all_raw(stmt(
             &format!(
-                "SELECT {USER_COLUMNS} FROM users u WHERE u.organization_id = $1 \
-                 AND ($2 OR u.id = $3 OR ($4 AND EXISTS ( \
-                     SELECT 1 FROM team_members m JOIN team_members me ON me.team_id = m.team_id \
-                     WHERE m.user_id = u.id AND me.user_id = $3 AND me.is_manager \
-                       AND m.organization_id = $1 AND me.organization_id = $1))) \
+                "SELECT {USER_COLUMNS} FROM users u WHERE u.organization_id = $1 AND {VISIBLE} \
                  ORDER BY u.id"
             ),
-            [
-                org.0.into(),
-                viewer.role.administers().into(),
-                viewer.user.0.into(),
-                (viewer.role == Role::Manager).into(),
-            ],
+            visibility_params(viewer),
         ))
         .await?;
     Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
@@ -450,30 +456,28 @@ pub struct Viewer {
     pub role: Role,
 }
 
-/// Whether `viewer` may read `target`'s data: `NotFound` when `target` is not a user of the
-/// viewer's organization (another organization's ids do not exist here), `Forbidden` when it is
-/// but the role does not reach it.
+/// `target`, if `viewer` may read their data ([`VISIBLE`]): `NotFound` when `target` is not a
+/// user of the viewer's organization (another organization's ids do not exist here),
+/// `Forbidden` when it is but the role does not reach it.
 pub async fn check_can_view<C: ConnectionTrait>(
     db: &C,
     viewer: &Viewer,
     target: UserId,
-) -> Result<(), PeopleError> {
+) -> Result<User, PeopleError> {
+    let mut values = visibility_params(viewer).to_vec();
+    values.push(target.0.into());
     let row = db
         .query_one_raw(stmt(
-            "SELECT EXISTS (SELECT 1 FROM team_members m JOIN team_members me ON me.team_id = m.team_id \
-                 WHERE m.user_id = u.id AND me.user_id = $3 AND me.is_manager \
-                   AND m.organization_id = $1 AND me.organization_id = $1) AS managed \
-             FROM users u WHERE u.organization_id = $1 AND u.id = $2",
-            [viewer.org.0.into(), target.0.into(), viewer.user.0.into()],
+            &format!(
+                "SELECT {USER_COLUMNS}, {VISIBLE} AS visible FROM users u \
+                 WHERE u.organization_id = $1 AND u.id = $5"
+            ),
+            values,
         ))
         .await?
         .ok_or(PeopleError::NotFound("no such user"))?;
-    let managed: bool = row.try_get("", "managed")?;
-    let allowed = viewer.role.administers()
-        || target == viewer.user
-        || (viewer.role == Role::Manager && managed);
-    if allowed {
-        Ok(())
+    if row.try_get::<bool>("", "visible")? {
+        Ok(user(&row)?)
     } else {
         Err(PeopleError::Forbidden(
             "your role does not allow reading this person's data".to_owned(),

@@ -60,7 +60,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<User>>, ApiError> {
     let txn = tenant::begin(&state.db, caller.org).await?;
-    let users = accounts::list_users(&txn, caller.org, &caller.viewer()).await?;
+    let users = accounts::list_users(&txn, &caller.viewer()).await?;
     txn.commit().await?;
     Ok(Json(users))
 }
@@ -72,8 +72,7 @@ pub async fn show(
     ApiPath(target): ApiPath<i64>,
 ) -> Result<Json<User>, ApiError> {
     let txn = tenant::begin(&state.db, caller.org).await?;
-    accounts::check_can_view(&txn, &caller.viewer(), UserId(target)).await?;
-    let user = accounts::get_user(&txn, caller.org, UserId(target)).await?;
+    let user = accounts::check_can_view(&txn, &caller.viewer(), UserId(target)).await?;
     txn.commit().await?;
     Ok(Json(user))
 }
