@@ -229,18 +229,26 @@ pub async fn retry<C: ConnectionTrait>(
             &format!(
                 "UPDATE dead_letters SET retried_at = now() \
                  WHERE retried_at IS NULL AND {filter} \
-                   AND ($2::bigint IS NULL OR organization_id = $2) RETURNING id, delivery_id"
+                   AND ($2::bigint IS NULL OR organization_id = $2) \
+                 RETURNING id, delivery_id, notification_id"
             ),
             values,
         ))
         .await?;
     let mut ids = Vec::with_capacity(rows.len());
     let mut deliveries = Vec::with_capacity(rows.len());
+    let mut notifications = Vec::new();
     for row in &rows {
         ids.push(row.try_get::<i64>("", "id")?);
         if let Some(d) = row.try_get::<Option<String>>("", "delivery_id")? {
             deliveries.push(d);
         }
+        if let Some(n) = row.try_get::<Option<i64>>("", "notification_id")? {
+            notifications.push(n);
+        }
+    }
+    if !notifications.is_empty() {
+        crate::analytics::notify::redrive(txn, &notifications).await?;
     }
     if !deliveries.is_empty() {
         txn.execute_raw(stmt(

@@ -22,6 +22,8 @@ pub enum JobKind {
     ProcessWorkflowRun,
     #[serde(rename = "processInstallation")]
     ProcessInstallation,
+    #[serde(rename = "processIssue")]
+    ProcessIssue,
 }
 
 impl JobKind {
@@ -34,12 +36,13 @@ impl JobKind {
             "deployment" | "deployment_status" => Self::ProcessDeployment,
             "workflow_run" | "check_suite" => Self::ProcessWorkflowRun,
             "installation" | "installation_repositories" => Self::ProcessInstallation,
+            "issues" => Self::ProcessIssue,
             _ => return None,
         })
     }
 
     /// The GitHub events this platform processes (the others are stored as `ignored`).
-    pub const PROCESSED_EVENTS: [&'static str; 10] = [
+    pub const PROCESSED_EVENTS: [&'static str; 11] = [
         "pull_request",
         "pull_request_review",
         "pull_request_review_comment",
@@ -50,16 +53,18 @@ impl JobKind {
         "check_suite",
         "installation",
         "installation_repositories",
+        "issues",
     ];
 
     /// Every job type, in a fixed order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::ProcessPullRequest,
         Self::ProcessReview,
         Self::ProcessPush,
         Self::ProcessDeployment,
         Self::ProcessWorkflowRun,
         Self::ProcessInstallation,
+        Self::ProcessIssue,
     ];
 
     /// The job type called `name` (as [`JobKind::as_str`] prints it).
@@ -75,6 +80,7 @@ impl JobKind {
             Self::ProcessDeployment => "processDeployment",
             Self::ProcessWorkflowRun => "processWorkflowRun",
             Self::ProcessInstallation => "processInstallation",
+            Self::ProcessIssue => "processIssue",
         }
     }
 }
@@ -119,7 +125,7 @@ mod tests {
             let event = EventName::parse(event).expect("valid");
             assert!(JobKind::for_event(&event).is_some(), "{event}");
         }
-        for event in ["ping", "issues", "star", "member"] {
+        for event in ["ping", "issue_comment", "star", "member"] {
             let event = EventName::parse(event).expect("valid");
             assert_eq!(JobKind::for_event(&event), None, "{event}");
         }

@@ -9,8 +9,10 @@
 //! - [`consumer`]: a supervised apalis worker loop with fresh names on every restart.
 //! - [`github`]: the webhook payload shapes DevPulse reads; [`process`]: delivery → domain rows;
 //!   [`domain`]: the idempotent, order-independent writers (shared with sync).
+//! - [`analytics`]: the precomputed metrics, health alerts and notifications.
 //! - [`runner`]: attempts, retries with backoff, dead letters; [`dead_letters`]: the DLQ.
 
+pub mod analytics;
 pub mod attendance;
 pub mod consumer;
 pub mod dead_letters;

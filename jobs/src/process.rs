@@ -11,10 +11,11 @@ use crate::{
         cache::Session,
         commits::{self, Push, PushedCommit},
         deployments::{self, DeploymentSnapshot, StatusFact},
+        incidents::{self, IssueSnapshot},
         organizations::{self, AccountRef, InstallationState},
         pull_requests::{self, PrState, PullRequestSnapshot},
         repositories::{self, Member, Membership, RepositorySnapshot},
-        reviews::{self, ReviewFact},
+        reviews::{self, CommentFact, ReviewFact},
         users::GithubUser,
         workflow_runs::{self, RunKind, RunSnapshot},
     },
@@ -67,7 +68,10 @@ pub enum Parsed {
 pub enum Item {
     PullRequest(PullRequestSnapshot),
     Review(ReviewFact),
+    /// A review comment, and the review it belongs to when it names one.
+    Comment(Option<ReviewFact>, CommentFact),
     Push(Push),
+    Issue(IssueSnapshot),
     Deployment(DeploymentSnapshot, Option<StatusFact>),
     Run(RunSnapshot),
     /// A shape the platform has nothing to record for (a tag push, a deleted branch…).
@@ -125,6 +129,8 @@ pub async fn write_all<C: ConnectionTrait>(
     }
     for (org, prs) in prs {
         pull_requests::upsert_many(session.db(), org, &prs).await?;
+        let ids: Vec<i64> = prs.iter().map(|pr| pr.github_id).collect();
+        crate::analytics::dirty::mark_pull_requests(session.db(), org, &ids).await?;
     }
     for p in parsed {
         if !matches!(
@@ -157,6 +163,13 @@ pub async fn write<C: ConnectionTrait>(
             match item.as_ref() {
                 Item::PullRequest(pr) => pull_requests::upsert(db, org, pr).await?,
                 Item::Review(review) => reviews::upsert(db, org, review).await?,
+                Item::Comment(review, comment) => {
+                    if let Some(review) = review {
+                        reviews::upsert(db, org, review).await?;
+                    }
+                    reviews::record_comment(db, org, comment).await?;
+                }
+                Item::Issue(issue) => incidents::upsert(db, org, issue).await?,
                 Item::Push(push) => commits::record_push(db, org, push).await?,
                 Item::Deployment(deployment, status) => {
                     deployments::upsert(db, org, deployment).await?;
@@ -167,6 +180,7 @@ pub async fn write<C: ConnectionTrait>(
                 Item::Run(run) => workflow_runs::upsert(db, org, run).await?,
                 Item::Nothing => {}
             }
+            crate::analytics::dirty::mark(db, org, item).await?;
         }
         Parsed::Installation {
             account,
@@ -201,6 +215,8 @@ pub fn lock_order(parsed: &Parsed) -> (u8, i64) {
         } => match item.as_ref() {
             Item::PullRequest(pr) => (1, pr.github_id),
             Item::Review(review) => (2, review.pull_request_id),
+            Item::Comment(_, comment) => (2, comment.pull_request_id),
+            Item::Issue(issue) => (6, issue.github_id),
             Item::Push(_) | Item::Nothing => (3, repository.github_id),
             Item::Deployment(deployment, _) => (4, deployment.github_id),
             Item::Run(run) => (5, run.github_id),
@@ -227,6 +243,7 @@ fn repository_event(input: DeliveryInput<'_>) -> Result<Parsed, ProcessError> {
         "deployment" | "deployment_status" => deployment(input, repo.id, &mut people)?,
         "workflow_run" => workflow_run(input, repo.id)?,
         "check_suite" => check_suite(input, repo.id)?,
+        "issues" => issue(input, repo.id, &mut people)?,
         other => {
             return Err(ProcessError::Permanent(format!(
                 "no processor for event {other:?}"
@@ -276,7 +293,9 @@ fn pull_request(
     };
     people.extend(pr.user.iter().map(user));
     people.extend(pr.merged_by.iter().map(user));
+    let reverts = pull_requests::Reverts::parse(&pr.head.git_ref, &pr.title, pr.body.as_deref());
     Ok(Item::PullRequest(PullRequestSnapshot {
+        reverts,
         github_id: pr.id,
         repository_id,
         number: pr.number,
@@ -335,18 +354,65 @@ fn review_comment(
 ) -> Result<Item, ProcessError> {
     let event: github::ReviewCommentEvent = from_json(input.event, input.payload)?;
     people.extend(event.comment.user.iter().map(user));
-    // A comment outside any review (very old payloads) has nothing to attach to.
-    let Some(review_id) = event.comment.pull_request_review_id else {
-        return Ok(Item::Nothing);
-    };
-    Ok(Item::Review(ReviewFact {
-        github_id: review_id,
+    let author_id = event.comment.user.as_ref().map(|u| u.id);
+    let comment = CommentFact {
+        github_id: event.comment.id,
         repository_id,
         pull_request_id: event.pull_request.id,
-        reviewer_id: event.comment.user.as_ref().map(|u| u.id),
-        state: "commented".to_owned(),
-        submitted_at: Some(event.comment.created_at),
-        commit_id: event.comment.commit_id,
+        review_id: event.comment.pull_request_review_id,
+        author_id,
+        created_at: event.comment.created_at,
+    };
+    // A comment outside any review (very old payloads) has no review to attach to.
+    let review = event
+        .comment
+        .pull_request_review_id
+        .map(|review_id| ReviewFact {
+            github_id: review_id,
+            repository_id,
+            pull_request_id: event.pull_request.id,
+            reviewer_id: author_id,
+            state: "commented".to_owned(),
+            submitted_at: Some(event.comment.created_at),
+            commit_id: event.comment.commit_id,
+        });
+    Ok(Item::Comment(review, comment))
+}
+
+fn issue(
+    input: DeliveryInput<'_>,
+    repository_id: i64,
+    people: &mut Vec<GithubUser>,
+) -> Result<Item, ProcessError> {
+    let event: github::IssuesEvent = from_json(input.event, input.payload)?;
+    let issue = event.issue;
+    people.extend(issue.user.iter().map(user));
+    let closed = match issue.state.as_deref() {
+        Some("closed") => true,
+        Some("open") => false,
+        None => issue.closed_at.is_some(),
+        Some(other) => {
+            return Err(ProcessError::Permanent(format!(
+                "unknown issue state {other:?}"
+            )));
+        }
+    };
+    Ok(Item::Issue(IssueSnapshot {
+        github_id: issue.id,
+        repository_id,
+        number: issue.number,
+        title: issue.title,
+        labels: issue
+            .labels
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| l.name)
+            .collect(),
+        closed,
+        created_at: issue.created_at,
+        closed_at: issue.closed_at,
+        updated_at: issue.updated_at,
+        gone: matches!(event.action.as_str(), "deleted" | "transferred"),
     }))
 }
 

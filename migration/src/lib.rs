@@ -6,6 +6,7 @@ mod m20261121_000001_webhook_deliveries;
 mod m20261122_000001_domain_model;
 mod m20261123_000001_people;
 mod m20261123_000002_schedule_ticks;
+mod m20261124_000001_analytics;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_domain_model::Migration),
             Box::new(m20261123_000001_people::Migration),
             Box::new(m20261123_000002_schedule_ticks::Migration),
+            Box::new(m20261124_000001_analytics::Migration),
         ]
     }
 }

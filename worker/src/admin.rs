@@ -195,7 +195,7 @@ pub async fn execute(
     Ok(())
 }
 
-async fn resolve(db: &DatabaseConnection, org: &OrgRef) -> Result<OrgId, AdminError> {
+pub async fn resolve(db: &DatabaseConnection, org: &OrgRef) -> Result<OrgId, AdminError> {
     use entities::organization::{Column, Entity};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
     let (filter, shown) = match org {

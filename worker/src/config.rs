@@ -24,9 +24,9 @@ pub struct WorkerConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// `SHUTDOWN_GRACE` (default 20s): how long in-flight jobs may take to finish on SIGTERM.
     pub shutdown_grace: Duration,
-    /// `SCHEDULE_NIGHTLY_ATTENDANCE`: cron expression (seconds first) of the nightly attendance
-    /// tick, default hourly on the hour; `off` disables it.
-    pub nightly_attendance: Option<String>,
+    /// `SCHEDULE_NIGHTLY_ATTENDANCE`, `SCHEDULE_NIGHTLY_ANALYTICS`, `SCHEDULE_HOURLY_ALERTS`:
+    /// cron expressions (seconds first); `off` disables one.
+    pub schedules: crate::schedule::Schedules,
 }
 
 /// `name=value,name=value` with job type names, e.g. `processPush=2`.
@@ -118,7 +118,7 @@ impl WorkerConfig {
             })?),
         };
         let shutdown_grace = vars.duration_or("SHUTDOWN_GRACE", Duration::from_secs(20))?;
-        let nightly_attendance = crate::schedule::nightly_attendance_from(vars)?;
+        let schedules = crate::schedule::from_vars(vars)?;
         Ok(Self {
             common,
             concurrency,
@@ -131,7 +131,7 @@ impl WorkerConfig {
             },
             metrics_addr,
             shutdown_grace,
-            nightly_attendance,
+            schedules,
         })
     }
 }

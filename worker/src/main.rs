@@ -44,6 +44,19 @@ enum Command {
     /// The schedules: when each runs, and how its last run went (needs only DATABASE_URL).
     #[command(subcommand)]
     Cron(Cron),
+    /// Recompute an organization's metrics, DORA and scores for a range of days, inclusive, in
+    /// one transaction (needs only DATABASE_URL).
+    Recompute {
+        /// Organization id or exact name.
+        #[arg(long, value_parser = parse_org)]
+        org: OrgRef,
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        #[command(flatten)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand)]
@@ -203,6 +216,18 @@ async fn main() -> ExitCode {
             telemetry::init("warn,sqlx=error,sea_orm=error");
             telemetry::command_exit_code("worker admin", admin(command).await)
         }
+        Command::Recompute {
+            org,
+            from,
+            to,
+            format,
+        } => {
+            telemetry::init("warn,sqlx=error,sea_orm=error");
+            telemetry::command_exit_code(
+                "worker recompute",
+                recompute(org, from, to, format.json).await,
+            )
+        }
         Command::Cron(Cron::List { format }) => {
             telemetry::init("warn,sqlx=error,sea_orm=error");
             telemetry::command_exit_code("worker cron", cron_list(format.json).await)
@@ -282,13 +307,25 @@ fn read_password() -> anyhow::Result<Password> {
     Password::parse(line).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-async fn cron_list(json: bool) -> anyhow::Result<()> {
+async fn recompute(
+    org: OrgRef,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    json: bool,
+) -> anyhow::Result<()> {
     let vars = Vars::from_env();
-    let nightly =
-        worker::schedule::nightly_attendance_from(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
     let db = connect_database(&vars).await?;
     let mut stdout = std::io::stdout().lock();
-    worker::schedule::list(&db, nightly.as_deref(), json, &mut stdout).await?;
+    worker::analytics::recompute_command(&db, &org, from, to, json, &mut stdout).await?;
+    Ok(())
+}
+
+async fn cron_list(json: bool) -> anyhow::Result<()> {
+    let vars = Vars::from_env();
+    let schedules = worker::schedule::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let db = connect_database(&vars).await?;
+    let mut stdout = std::io::stdout().lock();
+    worker::schedule::list(&db, &schedules, json, &mut stdout).await?;
     Ok(())
 }
 

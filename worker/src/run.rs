@@ -92,7 +92,7 @@ impl Worker {
         );
         if let Err(e) = crate::schedule::start(
             db.clone(),
-            config.nightly_attendance.clone(),
+            config.schedules.clone(),
             scheduler_name,
             background.clone(),
         )
@@ -104,6 +104,7 @@ impl Worker {
             tokio::spawn(relay.run(background.clone())),
             tokio::spawn(janitor(queue.clone(), background.clone())),
             tokio::spawn(crate::attendance::run(db.clone(), background.clone())),
+            tokio::spawn(crate::analytics::run(db.clone(), background.clone())),
             tokio::spawn(crate::metrics::refresh_loop(
                 metrics.clone(),
                 db.clone(),

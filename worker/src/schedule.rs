@@ -1,23 +1,48 @@
 //! The worker's schedules (tokio-cron-scheduler). Every replica's scheduler fires on each tick;
 //! the tick is claimed in PostgreSQL (`jobs::schedule`), so exactly one replica runs it.
 //!
-//! Today: `nightlyAttendance` — by default every hour on the hour, it recomputes yesterday's
-//! attendance summaries of every organization where it is then 02:xx local time, a safety net
-//! behind the per-clock-out recomputes.
+//! - `nightlyAttendance` and `nightlyAnalytics`: by default every hour on the hour; each
+//!   recomputes, for every organization where it is then 02:xx local time, yesterday's
+//!   attendance summaries, and yesterday's and today's metrics (so the rolling DORA windows and
+//!   this week's scores move on even on a day without events) — a safety net behind the
+//!   incremental recomputes.
+//! - `hourlyAlerts`: health alerts of every organization.
 
 use chrono::{DateTime, DurationRound, NaiveDate, SubsecRound, TimeDelta, Utc};
 use croner::{Cron, parser::CronParser};
-use jobs::{attendance::summaries, people::OrgId, schedule};
+use jobs::{analytics, attendance::summaries, people::OrgId, schedule};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
 
 /// The nightly attendance recompute.
 pub const NIGHTLY_ATTENDANCE: &str = "nightlyAttendance";
+/// The nightly metrics, DORA and scores recompute.
+pub const NIGHTLY_ANALYTICS: &str = "nightlyAnalytics";
+/// Health alerts.
+pub const HOURLY_ALERTS: &str = "hourlyAlerts";
+
+/// Every schedule: name, variable, default expression.
+pub const SCHEDULES: [(&str, &str, &str); 3] = [
+    (
+        NIGHTLY_ATTENDANCE,
+        "SCHEDULE_NIGHTLY_ATTENDANCE",
+        DEFAULT_NIGHTLY,
+    ),
+    (
+        NIGHTLY_ANALYTICS,
+        "SCHEDULE_NIGHTLY_ANALYTICS",
+        DEFAULT_NIGHTLY,
+    ),
+    (HOURLY_ALERTS, "SCHEDULE_HOURLY_ALERTS", "0 30 * * * *"),
+];
+
+/// The schedules of this process: each name with its expression, `None` when `off`.
+pub type Schedules = Vec<(&'static str, Option<String>)>;
 /// The organization's local hour in which the nightly work runs.
 pub const NIGHTLY_LOCAL_HOUR: u32 = 2;
 /// Default: on the hour, so that every time zone (whole or half hour offsets) meets its 02:xx.
-pub const DEFAULT_NIGHTLY_ATTENDANCE: &str = "0 0 * * * *";
+pub const DEFAULT_NIGHTLY: &str = "0 0 * * * *";
 
 /// Parses a cron expression as the scheduler does (seconds first). Ticks are claimed per
 /// minute, so the seconds field must be a single value.
@@ -36,20 +61,24 @@ pub fn parse(expr: &str) -> Result<Cron, String> {
         .map_err(|e| format!("{expr:?} is not a cron expression (seconds first): {e}"))
 }
 
-/// `SCHEDULE_NIGHTLY_ATTENDANCE`: the cron expression, the default when unset, `None` for `off`.
-pub fn nightly_attendance_from(
+/// Reads `SCHEDULE_*`: each a cron expression, the default when unset, `off` to disable.
+pub fn from_vars(
     vars: &jobs::runtime::config::Vars,
-) -> Result<Option<String>, jobs::runtime::config::ConfigError> {
-    match vars.get("SCHEDULE_NIGHTLY_ATTENDANCE").map(str::trim) {
-        Some("off") => Ok(None),
-        None => Ok(Some(DEFAULT_NIGHTLY_ATTENDANCE.to_owned())),
-        Some(expr) => {
-            parse(expr).map_err(|e| {
-                jobs::runtime::config::ConfigError::new("SCHEDULE_NIGHTLY_ATTENDANCE", e)
-            })?;
-            Ok(Some(expr.to_owned()))
-        }
-    }
+) -> Result<Schedules, jobs::runtime::config::ConfigError> {
+    SCHEDULES
+        .iter()
+        .map(|(name, var, default)| {
+            let expr = match vars.get(var).map(str::trim) {
+                Some("off") => None,
+                None => Some((*default).to_owned()),
+                Some(expr) => {
+                    parse(expr).map_err(|e| jobs::runtime::config::ConfigError::new(var, e))?;
+                    Some(expr.to_owned())
+                }
+            };
+            Ok((*name, expr))
+        })
+        .collect()
 }
 
 /// When `expr` fires next after `after`.
@@ -61,26 +90,28 @@ pub fn next_run(expr: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
 /// Starts the schedules; they stop when `shutdown` is cancelled.
 pub async fn start(
     db: DatabaseConnection,
-    nightly_attendance: Option<String>,
+    schedules: Schedules,
     worker_name: String,
     shutdown: CancellationToken,
 ) -> Result<(), JobSchedulerError> {
-    let Some(expr) = nightly_attendance else {
-        return Ok(());
-    };
     let mut scheduler = JobScheduler::new().await?;
-    scheduler
-        .add(Job::new_async(expr.as_str(), move |_, _| {
-            let db = db.clone();
-            let name = worker_name.clone();
-            Box::pin(async move {
-                let tick = Utc::now()
-                    .duration_trunc(TimeDelta::minutes(1))
-                    .unwrap_or_else(|_| Utc::now());
-                run_tick(&db, NIGHTLY_ATTENDANCE, tick, &name).await;
-            })
-        })?)
-        .await?;
+    for (name, expr) in schedules {
+        let Some(expr) = expr else { continue };
+        let db = db.clone();
+        let worker_name = worker_name.clone();
+        scheduler
+            .add(Job::new_async(expr.as_str(), move |_, _| {
+                let db = db.clone();
+                let by = worker_name.clone();
+                Box::pin(async move {
+                    let tick = Utc::now()
+                        .duration_trunc(TimeDelta::minutes(1))
+                        .unwrap_or_else(|_| Utc::now());
+                    run_tick(&db, name, tick, &by).await;
+                })
+            })?)
+            .await?;
+    }
     scheduler.start().await?;
     tokio::spawn(async move {
         shutdown.cancelled().await;
@@ -101,6 +132,10 @@ pub async fn run_tick(db: &DatabaseConnection, name: &str, tick: DateTime<Utc>, 
     }
     let result = match name {
         NIGHTLY_ATTENDANCE => nightly_attendance(db, tick)
+            .await
+            .map_err(|e| e.to_string()),
+        NIGHTLY_ANALYTICS => nightly_analytics(db, tick).await.map_err(|e| e.to_string()),
+        HOURLY_ALERTS => crate::analytics::alerts_for_all(db, tick)
             .await
             .map_err(|e| e.to_string()),
         other => Err(format!("unknown schedule {other}")),
@@ -141,13 +176,46 @@ async fn nightly_attendance(db: &DatabaseConnection, at: DateTime<Utc>) -> Resul
     ))
 }
 
+/// Recomputes yesterday and today for every organization where `at` is in its nightly hour.
+async fn nightly_analytics(db: &DatabaseConnection, at: DateTime<Utc>) -> Result<String, DbErr> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id, ($1::timestamptz AT TIME ZONE time_zone)::date AS today \
+             FROM organizations WHERE status <> 'removed' \
+               AND EXTRACT(HOUR FROM $1::timestamptz AT TIME ZONE time_zone) = $2 ORDER BY id",
+            [
+                at.into(),
+                i32::try_from(NIGHTLY_LOCAL_HOUR).unwrap_or(2).into(),
+            ],
+        ))
+        .await?;
+    let mut report = analytics::compute::Report::default();
+    for row in &rows {
+        let id: i64 = row.try_get("", "id")?;
+        let today: NaiveDate = row.try_get("", "today")?;
+        let Some(org) = analytics::load_org(db, id).await? else {
+            continue;
+        };
+        let days = [today - chrono::Duration::days(1), today];
+        report += analytics::compute::recompute(db, &org, &days, today).await?;
+    }
+    Ok(format!(
+        "{} organization(s), {} daily rows, {} DORA rows, {} scores",
+        rows.len(),
+        report.daily_rows,
+        report.dora_rows,
+        report.score_rows
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn expressions_are_checked_and_next_runs_computed() {
-        assert!(parse(DEFAULT_NIGHTLY_ATTENDANCE).is_ok());
+        assert!(parse(DEFAULT_NIGHTLY).is_ok());
         assert!(
             parse("*/5 * * * * *").is_err(),
             "sub-minute ticks cannot be claimed per minute"
@@ -157,7 +225,7 @@ mod tests {
             .expect("time")
             .with_timezone(&Utc);
         assert_eq!(
-            next_run(DEFAULT_NIGHTLY_ATTENDANCE, after).map(|t| t.to_rfc3339()),
+            next_run(DEFAULT_NIGHTLY, after).map(|t| t.to_rfc3339()),
             Some("2026-11-22T06:00:00+00:00".to_owned())
         );
     }
@@ -176,13 +244,14 @@ pub struct Status {
 /// `worker cron list`: each schedule with its expression, last and next run.
 pub async fn list(
     db: &DatabaseConnection,
-    nightly_attendance: Option<&str>,
+    schedules: &Schedules,
     json: bool,
     out: &mut impl std::io::Write,
 ) -> Result<(), ListError> {
     let now = Utc::now();
     let mut statuses = Vec::new();
-    for (name, expr) in [(NIGHTLY_ATTENDANCE, nightly_attendance)] {
+    for (name, expr) in schedules {
+        let expr = expr.as_deref();
         statuses.push(Status {
             schedule: name,
             cron: expr.unwrap_or("off").to_owned(),

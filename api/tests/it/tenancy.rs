@@ -117,7 +117,7 @@ async fn every_table_with_an_organization_has_row_level_security() {
              WHERE c.relkind = 'r' AND NOT c.relrowsecurity \
                AND (c.relname = 'organizations' OR EXISTS (SELECT 1 FROM information_schema.columns k \
                    WHERE k.table_schema = 'public' AND k.table_name = c.relname \
-                     AND k.column_name = 'organization_id')) \
+                     AND k.column_name IN ('organization_id', 'org_id'))) \
              ORDER BY 1",
         ))
         .await

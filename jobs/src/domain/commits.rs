@@ -73,5 +73,15 @@ pub async fn record_push<C: ConnectionTrait>(
         ],
     ))
     .await?;
-    Ok(())
+    // New commits on a branch may be the earliest of the pull requests it is the head of.
+    let prs = db
+        .query_all_raw(stmt(
+            "SELECT github_id FROM pull_requests WHERE repository_id = $1 AND head_ref = $2",
+            [push.repository_id.into(), push.branch.clone().into()],
+        ))
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64>("", "github_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    super::pull_requests::refresh_first_commit_many(db, &prs).await
 }

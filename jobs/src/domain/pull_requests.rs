@@ -26,8 +26,55 @@ impl PrState {
     }
 }
 
+/// What a revert pull request says it reverts: GitHub's "Revert" button names the branch
+/// `revert-<n>-<branch>`, the title `Revert "<title>"` and the body `Reverts owner/repo#<n>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reverts {
+    /// `owner/name` from the body; `None` means the pull request's own repository.
+    pub repository: Option<String>,
+    pub number: Option<i32>,
+    pub title: Option<String>,
+}
+
+impl Reverts {
+    pub fn parse(head_ref: &str, title: &str, body: Option<&str>) -> Self {
+        let mut reverts = Self::default();
+        if let Some(rest) = head_ref.strip_prefix("revert-")
+            && let Some((n, _)) = rest.split_once('-')
+        {
+            reverts.number = n.parse().ok();
+        }
+        if let Some(body) = body
+            && let Some(at) = body.find("Reverts ")
+        {
+            let target = body[at + "Reverts ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            if let Some((repo, n)) = target.split_once('#')
+                && let Ok(n) = n.trim_end_matches(|c: char| !c.is_ascii_digit()).parse()
+                && repo.split('/').count() == 2
+            {
+                reverts.repository = Some(repo.to_owned());
+                reverts.number = Some(n);
+            }
+        }
+        if let Some(quoted) = title.strip_prefix("Revert \"")
+            && let Some(inner) = quoted.strip_suffix('"')
+        {
+            reverts.title = Some(inner.to_owned());
+        }
+        reverts
+    }
+
+    pub fn is_revert(&self) -> bool {
+        self.number.is_some() || self.title.is_some()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PullRequestSnapshot {
+    pub reverts: Reverts,
     pub github_id: i64,
     pub repository_id: i64,
     pub number: i32,
@@ -118,6 +165,9 @@ fn build_upsert_sql() -> String {
         "head_sha",
         "head_ref",
         "base_ref",
+        "reverts_repository",
+        "reverts_number",
+        "reverts_title",
         "updated_at",
     ]
     .iter()
@@ -137,16 +187,18 @@ fn build_upsert_sql() -> String {
         "INSERT INTO pull_requests AS p (github_id, organization_id, repository_id, number, author_id, \
             title, state, draft, created_at, ready_for_review_at, merged_at, closed_at, merged_by_id, \
             merge_commit_sha, head_sha, head_ref, base_ref, additions, deletions, changed_files, \
-            commits_count, updated_at) \
+            commits_count, reverts_repository, reverts_number, reverts_title, updated_at) \
          SELECT x.github_id, $1, x.repository_id, x.number, x.author_id, x.title, x.state, x.draft, \
             x.created_at, x.ready_for_review_at, x.merged_at, x.closed_at, x.merged_by_id, \
             x.merge_commit_sha, x.head_sha, x.head_ref, x.base_ref, x.additions, x.deletions, \
-            x.changed_files, x.commits_count, x.updated_at \
+            x.changed_files, x.commits_count, x.reverts_repository, x.reverts_number, \
+            x.reverts_title, x.updated_at \
          FROM jsonb_to_recordset($2::jsonb) AS x(github_id int8, repository_id int8, number int4, \
             author_id int8, title text, state text, draft bool, created_at timestamptz, \
             ready_for_review_at timestamptz, merged_at timestamptz, closed_at timestamptz, \
             merged_by_id int8, merge_commit_sha text, head_sha text, head_ref text, base_ref text, \
-            additions int4, deletions int4, changed_files int4, commits_count int4, updated_at timestamptz) \
+            additions int4, deletions int4, changed_files int4, commits_count int4, \
+            reverts_repository text, reverts_number int4, reverts_title text, updated_at timestamptz) \
          ORDER BY x.github_id \
          ON CONFLICT (github_id) DO UPDATE SET {snapshot}, \
             created_at = LEAST(p.created_at, EXCLUDED.created_at), \
@@ -215,6 +267,9 @@ pub async fn upsert_many<C: ConnectionTrait>(
                 "deletions": pr.deletions,
                 "changed_files": pr.changed_files,
                 "commits_count": pr.commits_count,
+                "reverts_repository": pr.reverts.repository,
+                "reverts_number": pr.reverts.number,
+                "reverts_title": pr.reverts.title,
                 "updated_at": pr.updated_at,
             })
         })
@@ -229,7 +284,33 @@ pub async fn upsert_many<C: ConnectionTrait>(
         .iter()
         .map(|row| row.try_get::<i64>("", "github_id"))
         .collect::<Result<Vec<_>, _>>()?;
-    refresh_review_times_many(db, &ids).await
+    refresh_review_times_many(db, &ids).await?;
+    refresh_first_commit_many(db, &ids).await
+}
+
+/// `first_commit_at`: the earliest author time among the commits pushed to the pull request's
+/// head branch, not authored after it was merged or closed (so a branch name used again later
+/// does not reach back into an old pull request).
+pub async fn refresh_first_commit_many<C: ConnectionTrait>(
+    db: &C,
+    pull_request_ids: &[i64],
+) -> Result<(), DbErr> {
+    if pull_request_ids.is_empty() {
+        return Ok(());
+    }
+    db.execute_raw(stmt(
+        "WITH t AS ( \
+            SELECT p.github_id, (SELECT min(c.authored_at) FROM commits c \
+                WHERE c.repository_id = p.repository_id AND c.refs @> ARRAY[p.head_ref] \
+                  AND c.authored_at <= COALESCE(p.merged_at, p.closed_at, 'infinity')) AS first \
+            FROM pull_requests p \
+            WHERE p.github_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8))) \
+         UPDATE pull_requests p SET first_commit_at = t.first, synced_at = now() \
+         FROM t WHERE p.github_id = t.github_id AND p.first_commit_at IS DISTINCT FROM t.first",
+        [serde_json::json!(pull_request_ids).into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// `first_review_at`: the earliest review (any state but pending) or review comment by someone

@@ -74,3 +74,38 @@ static UPSERT: LazyLock<String> = LazyLock::new(|| {
             OR (r.commit_id IS NULL AND EXCLUDED.commit_id IS NOT NULL)"
     )
 });
+
+/// One review comment (its review is recorded by [`upsert`]); comments never change what they
+/// count, so a second delivery of one changes nothing.
+#[derive(Debug, Clone)]
+pub struct CommentFact {
+    pub github_id: i64,
+    pub repository_id: i64,
+    pub pull_request_id: i64,
+    pub review_id: Option<i64>,
+    pub author_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn record_comment<C: ConnectionTrait>(
+    db: &C,
+    organization_id: i64,
+    comment: &CommentFact,
+) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        "INSERT INTO review_comments (github_id, organization_id, repository_id, pull_request_id, \
+            review_id, author_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (github_id) DO NOTHING",
+        [
+            comment.github_id.into(),
+            organization_id.into(),
+            comment.repository_id.into(),
+            comment.pull_request_id.into(),
+            comment.review_id.into(),
+            comment.author_id.into(),
+            comment.created_at.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}

@@ -4,6 +4,7 @@
 //! job goes to the dead-letter queue with serde's message), never a half-applied write.
 //! Unknown fields are ignored, so GitHub adding fields never breaks processing.
 
+pub mod payloads;
 mod time;
 
 use chrono::{DateTime, Utc};
@@ -95,6 +96,8 @@ pub struct PullRequest {
     pub merge_commit_sha: Option<String>,
     #[serde(default)]
     pub merged_by: Option<Account>,
+    #[serde(default)]
+    pub body: Option<String>,
     pub head: GitRef,
     pub base: GitRef,
     #[serde(default)]
@@ -342,4 +345,35 @@ pub struct InstallationRepositoriesEvent {
     pub repositories_added: Vec<InstallationRepository>,
     #[serde(default)]
     pub repositories_removed: Vec<InstallationRepository>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Label {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Issue {
+    pub id: i64,
+    pub number: i32,
+    pub title: String,
+    /// Missing in some `pinned` payloads: then `closed_at` tells.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub labels: Option<Vec<Label>>,
+    #[serde(deserialize_with = "deserialize_time")]
+    pub created_at: DateTime<Utc>,
+    #[serde(deserialize_with = "deserialize_time")]
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, deserialize_with = "deserialize_opt_time")]
+    pub closed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub user: Option<Account>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssuesEvent {
+    pub action: String,
+    pub issue: Issue,
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the worker against real PostgreSQL and Redis.
 
 mod admin;
+mod analytics;
 mod helpers;
 mod processing;
 mod reliability;

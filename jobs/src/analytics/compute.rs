@@ -1,0 +1,773 @@
+//! The recompute: for one organization and a set of local days, in one transaction,
+//! 1. `pr_metrics` of the pull requests created, first reviewed, merged or closed on those days
+//!    (with the first successful production deployment that contains each);
+//! 2. `deployment_outcomes` of the whole organization (a revert or incident today can make a
+//!    deployment of yesterday failed; the days whose outcomes changed join the run);
+//! 3. `daily_metrics` of the days; 4. `dora_metrics` of every window that includes one of them;
+//! 5. `reliability_scores` of their ISO weeks.
+//!
+//! Each table's rows for the days are replaced inside the transaction: readers see the old rows
+//! until it commits. One run per organization at a time (an advisory lock), so replicas can
+//! share the work.
+
+use std::collections::BTreeSet;
+
+use chrono::{Datelike, Duration, NaiveDate};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use serde::Serialize;
+
+use super::Org;
+use crate::domain::stmt;
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub days: usize,
+    pub pull_requests: u64,
+    pub deployments: u64,
+    pub daily_rows: u64,
+    pub dora_rows: u64,
+    pub score_rows: u64,
+}
+
+impl std::ops::AddAssign for Report {
+    fn add_assign(&mut self, other: Self) {
+        self.days += other.days;
+        self.pull_requests += other.pull_requests;
+        self.deployments = self.deployments.max(other.deployments);
+        self.daily_rows += other.daily_rows;
+        self.dora_rows += other.dora_rows;
+        self.score_rows += other.score_rows;
+    }
+}
+
+/// DORA windows, in days.
+pub const WINDOWS: [i64; 2] = [7, 28];
+
+/// Whole seconds from `a` to `b`, never negative; NULL when either is unknown (GREATEST alone
+/// would turn NULL into 0).
+fn secs(a: &str, b: &str) -> String {
+    format!(
+        "CASE WHEN ({a}) IS NOT NULL AND ({b}) IS NOT NULL \
+        THEN GREATEST(0, round(EXTRACT(EPOCH FROM ({b}) - ({a}))))::bigint END"
+    )
+}
+
+fn day(ts: &str) -> String {
+    format!("(({ts}) AT TIME ZONE $2)::date")
+}
+
+/// Days per statement: bounds each statement's memory, and is the step of progress reports.
+const CHUNK: usize = 31;
+
+/// Recomputes `days` of `org`; `today` (the organization's) bounds the DORA windows that move
+/// forward from them. Days are deduplicated and sorted here; days after `today` are skipped.
+pub async fn recompute(
+    db: &DatabaseConnection,
+    org: &Org,
+    days: &[NaiveDate],
+    today: NaiveDate,
+) -> Result<Report, DbErr> {
+    let txn = db.begin().await?;
+    let report = recompute_in(&txn, org, days, today, &mut |_| {}).await?;
+    txn.commit().await?;
+    Ok(report)
+}
+
+/// Where a recompute is, for progress bars: `done` of `total` steps.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub phase: &'static str,
+    pub done: usize,
+    pub total: usize,
+}
+
+fn sorted(days: impl IntoIterator<Item = NaiveDate>, today: NaiveDate) -> Vec<NaiveDate> {
+    days.into_iter()
+        .filter(|d| *d <= today)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// [`recompute`] inside the caller's transaction (the dirty-day drain claims its days in it),
+/// reporting progress after each step.
+pub async fn recompute_in(
+    txn: &DatabaseTransaction,
+    org: &Org,
+    days: &[NaiveDate],
+    today: NaiveDate,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Report, DbErr> {
+    let days = sorted(days.iter().copied(), today);
+    let mut report = Report {
+        days: days.len(),
+        ..Report::default()
+    };
+    // Steps: PR chunks, outcomes, then daily, DORA and score chunks (estimated until known).
+    let chunks = days.len().div_ceil(CHUNK);
+    let mut steps = Progress {
+        phase: "",
+        done: 0,
+        total: chunks + 1 + chunks + (chunks + 1) + chunks.div_ceil(2).max(1),
+    };
+    let mut step = |phase: &'static str, steps: &mut Progress| {
+        steps.phase = phase;
+        steps.done += 1;
+        steps.total = steps.total.max(steps.done);
+        progress(*steps);
+    };
+    // Large statements gain less from JIT than its compile time costs.
+    txn.execute_unprepared("SET LOCAL jit = off").await?;
+    txn.execute_raw(stmt(
+        "SELECT pg_advisory_xact_lock(hashtextextended('devpulse.analytics', $1))",
+        [org.id.into()],
+    ))
+    .await?;
+    production_deployments(txn, org).await?;
+    let mut changed: BTreeSet<NaiveDate> = BTreeSet::new();
+    for chunk in days.chunks(CHUNK) {
+        let (n, lead_days) =
+            refresh_pr_metrics(txn, org, chunk, chunk[0], chunk[chunk.len() - 1]).await?;
+        report.pull_requests += n;
+        changed.extend(lead_days);
+        step("pull requests", &mut steps);
+    }
+    let (deployments, outcome_days) = refresh_outcomes(txn, org).await?;
+    report.deployments = deployments;
+    step("deployments", &mut steps);
+    let daily_days = sorted(days.iter().copied().chain(outcome_days), today);
+    let dora_days = sorted(
+        changed
+            .iter()
+            .chain(&daily_days)
+            .flat_map(|d| (0..WINDOWS[1]).map(move |k| *d + Duration::days(k))),
+        today,
+    );
+    let weeks: Vec<NaiveDate> = changed
+        .iter()
+        .chain(&daily_days)
+        .map(|d| monday(*d))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    steps.total = steps.done
+        + daily_days.len().div_ceil(CHUNK)
+        + dora_days.len().div_ceil(CHUNK)
+        + weeks.len().div_ceil(CHUNK / 7 + 1);
+    for chunk in daily_days.chunks(CHUNK) {
+        report.daily_rows += daily_metrics(txn, org, chunk).await?;
+        step("daily metrics", &mut steps);
+    }
+    for chunk in dora_days.chunks(CHUNK) {
+        report.dora_rows += dora_metrics(txn, &org.id, chunk).await?;
+        step("DORA", &mut steps);
+    }
+    for chunk in weeks.chunks(CHUNK / 7 + 1) {
+        report.score_rows += reliability_scores(txn, org, chunk).await?;
+        step("reliability scores", &mut steps);
+    }
+    Ok(report)
+}
+
+pub fn monday(day: NaiveDate) -> NaiveDate {
+    day - Duration::days(i64::from(day.weekday().num_days_from_monday()))
+}
+
+/// `prod`: the organization's finished production deployments (latest status success, failure
+/// or error), with the place of the deployed commit in the default branch's history when known.
+async fn production_deployments(txn: &DatabaseTransaction, org: &Org) -> Result<(), DbErr> {
+    txn.execute_raw(stmt(
+        "CREATE TEMP TABLE prod ON COMMIT DROP AS \
+         SELECT d.github_id AS deployment_id, d.repository_id, r.full_name AS repository, \
+            d.environment, d.sha, d.latest_state AS outcome, d.latest_status_at AS finished_at, \
+            c.default_branch_pushed_at AS key_at, c.push_position AS key_pos \
+         FROM deployments d JOIN repositories r ON r.github_id = d.repository_id \
+         LEFT JOIN commits c ON c.repository_id = d.repository_id AND c.sha = d.sha \
+            AND c.on_default_branch \
+         WHERE d.organization_id = $1 AND d.latest_state IN ('success', 'failure', 'error') \
+           AND d.latest_status_at IS NOT NULL \
+           AND (d.production_environment IS TRUE OR d.environment ~* $2)",
+        [
+            org.id.into(),
+            org.settings.production_environment_pattern.clone().into(),
+        ],
+    ))
+    .await?;
+    txn.execute_unprepared(
+        "CREATE INDEX ON prod (repository_id, finished_at) WHERE outcome = 'success'; ANALYZE prod",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Recomputes `pr_metrics` of the pull requests with a created, first-review, merged or closed
+/// day among `days`. Returns how many, and the deployment days whose lead times changed.
+async fn refresh_pr_metrics(
+    txn: &DatabaseTransaction,
+    org: &Org,
+    days: &[NaiveDate],
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Result<(u64, Vec<NaiveDate>), DbErr> {
+    let pick = |col: &str| {
+        format!(
+            "SELECT github_id FROM pull_requests WHERE organization_id = $1 \
+               AND {col} >= $4::date::timestamp AT TIME ZONE $2 \
+               AND {col} < ($5::date + 1)::timestamp AT TIME ZONE $2 \
+               AND {} = ANY($3::date[])",
+            day(col)
+        )
+    };
+    let sql = format!(
+        "WITH ids AS ({} UNION {} UNION {} UNION {}), \
+         src AS ( \
+            SELECT p.github_id, p.repository_id, r.full_name, u.login, \
+                COALESCE(u.is_bot, false) AS is_bot, p.state, p.created_at, \
+                CASE WHEN p.ready_for_review_at IS NOT NULL THEN p.ready_for_review_at \
+                     WHEN p.draft THEN NULL ELSE p.created_at END AS ready_at, \
+                p.first_commit_at, p.first_review_at, p.merged_at, p.closed_at, p.additions, \
+                p.deletions, mc.default_branch_pushed_at AS mc_at, mc.push_position AS mc_pos \
+            FROM ids JOIN pull_requests p ON p.github_id = ids.github_id \
+            JOIN repositories r ON r.github_id = p.repository_id \
+            LEFT JOIN github_users u ON u.organization_id = p.organization_id \
+                AND u.github_id = p.author_id \
+            LEFT JOIN commits mc ON p.merged_at IS NOT NULL AND mc.repository_id = p.repository_id \
+                AND mc.sha = p.merge_commit_sha AND mc.on_default_branch), \
+         new AS ( \
+            SELECT s.*, l.deployment_id, l.finished_at AS deployed_at FROM src s \
+            LEFT JOIN LATERAL ( \
+                SELECT d.deployment_id, d.finished_at FROM prod d \
+                WHERE d.outcome = 'success' AND d.repository_id = s.repository_id \
+                  AND d.finished_at >= s.merged_at \
+                  AND (s.mc_at IS NULL OR d.key_at IS NULL \
+                       OR (d.key_at, d.key_pos) >= (s.mc_at, s.mc_pos)) \
+                ORDER BY d.finished_at, d.deployment_id LIMIT 1) l ON s.merged_at IS NOT NULL), \
+         old AS ( \
+            SELECT m.pull_request_id, m.deployed_day, m.lead_s FROM pr_metrics m \
+            JOIN ids ON ids.github_id = m.pull_request_id), \
+         up AS ( \
+            INSERT INTO pr_metrics (pull_request_id, org_id, repository_id, repository, \
+                author_login, author_is_bot, state, created_at, ready_at, first_commit_at, \
+                first_review_at, merged_at, closed_at, deployment_id, deployed_at, additions, \
+                deletions, coding_s, pickup_s, review_s, cycle_s, deploy_s, lead_s, created_day, \
+                merged_day, closed_day, first_review_day, deployed_day) \
+            SELECT n.github_id, $1, n.repository_id, n.full_name, n.login, n.is_bot, n.state, \
+                n.created_at, n.ready_at, n.first_commit_at, n.first_review_at, n.merged_at, \
+                n.closed_at, n.deployment_id, n.deployed_at, n.additions, n.deletions, \
+                {coding}, {pickup}, CASE WHEN n.merged_at IS NOT NULL THEN {review} END, \
+                {cycle}, {deploy}, {lead}, {cday}, {mday}, {clday}, {rday}, {dday} \
+            FROM new n \
+            ON CONFLICT (pull_request_id) DO UPDATE SET repository_id = EXCLUDED.repository_id, \
+                repository = EXCLUDED.repository, author_login = EXCLUDED.author_login, \
+                author_is_bot = EXCLUDED.author_is_bot, state = EXCLUDED.state, \
+                created_at = EXCLUDED.created_at, ready_at = EXCLUDED.ready_at, \
+                first_commit_at = EXCLUDED.first_commit_at, \
+                first_review_at = EXCLUDED.first_review_at, merged_at = EXCLUDED.merged_at, \
+                closed_at = EXCLUDED.closed_at, deployment_id = EXCLUDED.deployment_id, \
+                deployed_at = EXCLUDED.deployed_at, additions = EXCLUDED.additions, \
+                deletions = EXCLUDED.deletions, coding_s = EXCLUDED.coding_s, \
+                pickup_s = EXCLUDED.pickup_s, review_s = EXCLUDED.review_s, \
+                cycle_s = EXCLUDED.cycle_s, deploy_s = EXCLUDED.deploy_s, lead_s = EXCLUDED.lead_s, \
+                created_day = EXCLUDED.created_day, merged_day = EXCLUDED.merged_day, \
+                closed_day = EXCLUDED.closed_day, first_review_day = EXCLUDED.first_review_day, \
+                deployed_day = EXCLUDED.deployed_day \
+            RETURNING pull_request_id, deployed_day, lead_s) \
+         SELECT (SELECT count(*) FROM up) AS n, \
+            ARRAY(SELECT DISTINCT d FROM ( \
+                SELECT u.deployed_day AS d FROM up u LEFT JOIN old o USING (pull_request_id) \
+                WHERE (u.deployed_day, u.lead_s) IS DISTINCT FROM (o.deployed_day, o.lead_s) \
+                UNION ALL \
+                SELECT o.deployed_day FROM old o JOIN up u USING (pull_request_id) \
+                WHERE (u.deployed_day, u.lead_s) IS DISTINCT FROM (o.deployed_day, o.lead_s)) x \
+                WHERE d IS NOT NULL) AS days",
+        pick("created_at"),
+        pick("merged_at"),
+        pick("closed_at"),
+        pick("first_review_at"),
+        coding = secs("n.first_commit_at", "n.created_at"),
+        pickup = secs("n.ready_at", "n.first_review_at"),
+        review = secs("n.first_review_at", "n.merged_at"),
+        cycle = secs("COALESCE(n.first_commit_at, n.created_at)", "n.merged_at"),
+        deploy = secs("n.merged_at", "n.deployed_at"),
+        lead = secs("COALESCE(n.first_commit_at, n.created_at)", "n.deployed_at"),
+        cday = day("n.created_at"),
+        mday = day("n.merged_at"),
+        clday = day("n.closed_at"),
+        rday = day("n.first_review_at"),
+        dday = day("n.deployed_at"),
+    );
+    let row = txn
+        .query_one_raw(stmt(
+            &sql,
+            [
+                org.id.into(),
+                org.time_zone.clone().into(),
+                days.to_vec().into(),
+                first.into(),
+                last.into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("pr_metrics refresh returned no row".to_owned()))?;
+    let n: i64 = row.try_get("", "n")?;
+    let changed: Vec<NaiveDate> = row.try_get("", "days")?;
+    Ok((u64::try_from(n).unwrap_or(0), changed))
+}
+
+/// Recomputes `deployment_outcomes` of the organization. Returns how many successful
+/// production deployments it has, and the days whose outcomes changed.
+async fn refresh_outcomes(
+    txn: &DatabaseTransaction,
+    org: &Org,
+) -> Result<(u64, Vec<NaiveDate>), DbErr> {
+    let s = &org.settings;
+    let window_hours = i32::try_from(s.change_failure_window_hours).unwrap_or(i32::MAX);
+    // Incidents of the deployment's repository opened in [finish, until).
+    let incident = "FROM incidents i WHERE i.repository_id = b.repository_id AND NOT i.deleted \
+        AND i.created_at >= b.finished_at AND i.created_at < b.until \
+        AND EXISTS (SELECT 1 FROM unnest(i.labels) l WHERE l ~* $3)";
+    txn.execute_raw(stmt(
+        &format!(
+            "CREATE TEMP TABLE oc ON COMMIT DROP AS \
+             WITH s AS ( \
+                SELECT p.*, lead(p.finished_at) OVER w AS next_at, \
+                    lead(p.key_at) OVER w AS next_key_at, lead(p.key_pos) OVER w AS next_key_pos \
+                FROM prod p WHERE p.outcome = 'success' \
+                WINDOW w AS (PARTITION BY p.repository_id, p.environment \
+                    ORDER BY p.finished_at, p.deployment_id)), \
+             b AS ( \
+                SELECT s.*, LEAST(COALESCE(s.next_at, 'infinity'), \
+                    s.finished_at + make_interval(hours => $2)) AS until FROM s) \
+             SELECT b.deployment_id, b.repository_id, b.repository, b.environment, b.sha, \
+                b.outcome, b.finished_at, \
+                CASE WHEN EXISTS ( \
+                        SELECT 1 FROM pull_requests rv \
+                        JOIN pull_requests p ON p.organization_id = $1 AND p.merged_at IS NOT NULL \
+                            AND p.github_id <> rv.github_id \
+                            AND ((rv.reverts_number IS NOT NULL AND p.number = rv.reverts_number \
+                                  AND p.repository_id = CASE WHEN rv.reverts_repository IS NULL \
+                                      THEN rv.repository_id ELSE (SELECT x.github_id FROM repositories x \
+                                      WHERE x.organization_id = $1 \
+                                        AND lower(x.full_name) = lower(rv.reverts_repository) LIMIT 1) END) \
+                              OR (rv.reverts_title IS NOT NULL AND p.repository_id = rv.repository_id \
+                                  AND p.title = rv.reverts_title)) \
+                        JOIN pr_metrics pm ON pm.pull_request_id = p.github_id \
+                            AND pm.deployment_id = b.deployment_id \
+                        WHERE rv.organization_id = $1 \
+                          AND (rv.reverts_number IS NOT NULL OR rv.reverts_title IS NOT NULL) \
+                          AND rv.merged_at >= b.finished_at AND rv.merged_at < b.until) \
+                     THEN 'revert' \
+                     WHEN EXISTS (SELECT 1 {incident}) THEN 'incident' \
+                     WHEN b.next_at IS NOT NULL \
+                      AND b.next_at <= b.finished_at + make_interval(hours => $2) \
+                      AND b.key_at IS NOT NULL AND b.next_key_at IS NOT NULL \
+                      AND (b.next_key_at, b.next_key_pos) < (b.key_at, b.key_pos) \
+                     THEN 'rollback' END AS failure_cause, \
+                (SELECT min(i.closed_at) {incident}) AS incident_closed_at \
+             FROM b \
+             UNION ALL \
+             SELECT deployment_id, repository_id, repository, environment, sha, outcome, \
+                finished_at, NULL, NULL FROM prod WHERE outcome <> 'success'"
+        ),
+        [
+            org.id.into(),
+            window_hours.into(),
+            s.incident_label_pattern.clone().into(),
+        ],
+    ))
+    .await?;
+    // Recovery: the next successful deployment to the same place that did not fail itself, or
+    // the incident's close if that came first.
+    txn.execute_raw(stmt(
+        &format!(
+            "CREATE TEMP TABLE nout ON COMMIT DROP AS \
+         SELECT o.deployment_id, $1::int8 AS org_id, o.repository_id, o.repository, o.environment, \
+            o.sha, o.outcome, o.finished_at, (o.finished_at AT TIME ZONE $2)::date AS day, \
+            o.failure_cause IS NOT NULL AS change_failed, o.failure_cause, r.at AS recovered_at, \
+            {recovery} AS recovery_s \
+         FROM oc o LEFT JOIN LATERAL ( \
+            SELECT LEAST(o.incident_closed_at, (SELECT min(x.finished_at) FROM oc x \
+                WHERE x.outcome = 'success' AND x.failure_cause IS NULL \
+                  AND x.repository_id = o.repository_id AND x.environment = o.environment \
+                  AND (x.finished_at, x.deployment_id) > (o.finished_at, o.deployment_id))) AS at \
+            ) r ON o.failure_cause IS NOT NULL",
+            recovery = secs("o.finished_at", "r.at")
+        ),
+        [org.id.into(), org.time_zone.clone().into()],
+    ))
+    .await?;
+    let cols = |t: &str| {
+        [
+            "outcome",
+            "day",
+            "change_failed",
+            "failure_cause",
+            "recovery_s",
+            "repository",
+            "environment",
+        ]
+        .map(|c| format!("{t}.{c}"))
+        .join(", ")
+    };
+    let differs = format!("({}) IS DISTINCT FROM ({})", cols("n"), cols("o"));
+    let row = txn
+        .query_one_raw(stmt(
+            &format!(
+                "SELECT (SELECT count(*) FROM nout WHERE outcome = 'success') AS n, \
+                    ARRAY(SELECT DISTINCT d FROM ( \
+                        SELECT n.day AS d FROM nout n \
+                        LEFT JOIN deployment_outcomes o USING (deployment_id) \
+                        WHERE o.deployment_id IS NULL OR {differs} \
+                        UNION ALL \
+                        SELECT o.day FROM deployment_outcomes o \
+                        LEFT JOIN nout n USING (deployment_id) \
+                        WHERE o.org_id = $1 AND (n.deployment_id IS NULL OR {differs})) x) AS days"
+            ),
+            [org.id.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("outcome diff returned no row".to_owned()))?;
+    let n: i64 = row.try_get("", "n")?;
+    let changed: Vec<NaiveDate> = row.try_get("", "days")?;
+    if !changed.is_empty() {
+        txn.execute_raw(stmt(
+            "DELETE FROM deployment_outcomes WHERE org_id = $1",
+            [org.id.into()],
+        ))
+        .await?;
+        txn.execute_unprepared(
+            "INSERT INTO deployment_outcomes (deployment_id, org_id, repository_id, repository, \
+                environment, sha, outcome, finished_at, day, change_failed, failure_cause, \
+                recovered_at, recovery_s) \
+             SELECT deployment_id, org_id, repository_id, repository, environment, sha, outcome, \
+                finished_at, day, change_failed, failure_cause, recovered_at, recovery_s FROM nout",
+        )
+        .await?;
+    }
+    Ok((u64::try_from(n).unwrap_or(0), changed))
+}
+
+/// Deletes the rows about to be written again (in the caller's transaction: readers keep
+/// seeing them until it commits). A separate statement: an INSERT does not see the effects of
+/// a DELETE in the same statement, so their keys would collide.
+async fn replace(
+    txn: &DatabaseTransaction,
+    table: &str,
+    column: &str,
+    org: &i64,
+    days: &[NaiveDate],
+) -> Result<(), DbErr> {
+    txn.execute_raw(stmt(
+        &format!("DELETE FROM {table} WHERE org_id = $1 AND {column} = ANY($2::date[])"),
+        [(*org).into(), days.to_vec().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Teams as sets of GitHub logins (active members whose account names their login).
+const TEAM_LOGINS: &str = "SELECT tm.team_id::text AS key, lower(u.github_login) AS login \
+    FROM team_members tm JOIN users u ON u.id = tm.user_id AND u.organization_id = tm.organization_id \
+    WHERE tm.organization_id = $1 AND u.github_login IS NOT NULL AND u.active";
+
+async fn daily_metrics(
+    txn: &DatabaseTransaction,
+    org: &Org,
+    days: &[NaiveDate],
+) -> Result<u64, DbErr> {
+    let (Some(first), Some(last)) = (days.first(), days.last()) else {
+        return Ok(0);
+    };
+    let range = |col: &str| {
+        format!(
+            "{col} >= $4::date::timestamp AT TIME ZONE $2 \
+             AND {col} < ($5::date + 1)::timestamp AT TIME ZONE $2 AND {} = ANY($3::date[])",
+            day(col)
+        )
+    };
+    // additions, deletions, the five durations, deployments, failed: for rows that are not a
+    // merged pull request or a deployment.
+    let rest = "0::bigint, 0::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, \
+        NULL::bigint, 0, 0";
+    let sql = format!(
+        "WITH ev (day, repository, login, opened, merged, closed_unmerged, reviews, comments, \
+            commits, additions, deletions, cycle_s, coding_s, pickup_s, review_s, deploy_s, \
+            deployments, failed) AS ( \
+            SELECT m.created_day, m.repository, m.author_login, 1, 0, 0, 0, 0, 0, {rest} \
+            FROM pr_metrics m WHERE m.org_id = $1 AND m.created_day = ANY($3::date[]) \
+              AND NOT m.author_is_bot \
+            UNION ALL \
+            SELECT m.merged_day, m.repository, m.author_login, 0, 1, 0, 0, 0, 0, \
+                COALESCE(m.additions, 0)::bigint, COALESCE(m.deletions, 0)::bigint, m.cycle_s, \
+                m.coding_s, m.pickup_s, m.review_s, m.deploy_s, 0, 0 \
+            FROM pr_metrics m WHERE m.org_id = $1 AND m.merged_day = ANY($3::date[]) \
+              AND NOT m.author_is_bot \
+            UNION ALL \
+            SELECT m.closed_day, m.repository, m.author_login, 0, 0, 1, 0, 0, 0, {rest} \
+            FROM pr_metrics m WHERE m.org_id = $1 AND m.closed_day = ANY($3::date[]) \
+              AND m.state = 'closed' AND NOT m.author_is_bot \
+            UNION ALL \
+            SELECT {rday}, rp.full_name, u.login, 0, 0, 0, 1, 0, 0, {rest} \
+            FROM reviews r JOIN pull_requests p ON p.github_id = r.pull_request_id \
+            JOIN repositories rp ON rp.github_id = r.repository_id \
+            JOIN github_users u ON u.organization_id = r.organization_id AND u.github_id = r.reviewer_id \
+            WHERE r.organization_id = $1 AND r.state <> 'pending' AND NOT u.is_bot \
+              AND r.reviewer_id IS DISTINCT FROM p.author_id AND {rrange} \
+            UNION ALL \
+            SELECT {cday}, rp.full_name, u.login, 0, 0, 0, 0, 1, 0, {rest} \
+            FROM review_comments c JOIN pull_requests p ON p.github_id = c.pull_request_id \
+            JOIN repositories rp ON rp.github_id = c.repository_id \
+            JOIN github_users u ON u.organization_id = c.organization_id AND u.github_id = c.author_id \
+            WHERE c.organization_id = $1 AND NOT u.is_bot \
+              AND c.author_id IS DISTINCT FROM p.author_id AND {crange} \
+            UNION ALL \
+            SELECT {kday}, rp.full_name, k.author_login, 0, 0, 0, 0, 0, 1, {rest} \
+            FROM commits k JOIN repositories rp ON rp.github_id = k.repository_id \
+            WHERE k.organization_id = $1 AND k.on_default_branch AND {krange} \
+              AND NOT COALESCE(k.author_login LIKE '%[bot]', false) \
+              AND NOT EXISTS (SELECT 1 FROM github_users b WHERE b.organization_id = $1 \
+                  AND lower(b.login) = lower(k.author_login) AND b.is_bot) \
+            UNION ALL \
+            SELECT o.day, o.repository, NULL, 0, 0, 0, 0, 0, 0, 0::bigint, 0::bigint, NULL::bigint, \
+                NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, 1, o.change_failed::int \
+            FROM deployment_outcomes o WHERE o.org_id = $1 AND o.outcome = 'success' \
+              AND o.day = ANY($3::date[])), \
+         teams AS ({TEAM_LOGINS}), \
+         scoped AS ( \
+            SELECT ev.*, s.scope, s.key FROM ev CROSS JOIN LATERAL (VALUES ('org', 'org'), \
+                ('repository', ev.repository), ('user', ev.login)) s (scope, key) \
+            WHERE s.key IS NOT NULL \
+            UNION ALL \
+            SELECT ev.*, 'team', t.key FROM ev JOIN teams t ON t.login = lower(ev.login)) \
+         INSERT INTO daily_metrics (org_id, day, scope, scope_key, prs_opened, prs_merged, \
+            prs_closed_unmerged, reviews_given, review_comments, commits, additions, deletions, \
+            cycle_time_p50_s, cycle_time_p75_s, cycle_time_p90_s, coding_time_p50_s, \
+            pickup_time_p50_s, review_time_p50_s, deploy_time_p50_s, deployments, \
+            failed_deployments) \
+         SELECT $1, day, scope, key, sum(opened), sum(merged), sum(closed_unmerged), sum(reviews), \
+            sum(comments), sum(commits), sum(additions), sum(deletions), \
+            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY cycle_s))::bigint, \
+            round(percentile_cont(0.75) WITHIN GROUP (ORDER BY cycle_s))::bigint, \
+            round(percentile_cont(0.9) WITHIN GROUP (ORDER BY cycle_s))::bigint, \
+            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY coding_s))::bigint, \
+            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY pickup_s))::bigint, \
+            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY review_s))::bigint, \
+            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY deploy_s))::bigint, \
+            sum(deployments), sum(failed) \
+         FROM scoped GROUP BY day, scope, key",
+        rday = day("r.submitted_at"),
+        rrange = range("r.submitted_at"),
+        cday = day("c.created_at"),
+        crange = range("c.created_at"),
+        kday = day("k.authored_at"),
+        krange = range("k.authored_at"),
+    );
+    replace(txn, "daily_metrics", "day", &org.id, days).await?;
+    Ok(txn
+        .execute_raw(stmt(
+            &sql,
+            [
+                org.id.into(),
+                org.time_zone.clone().into(),
+                days.to_vec().into(),
+                (*first).into(),
+                (*last).into(),
+            ],
+        ))
+        .await?
+        .rows_affected())
+}
+
+/// `dora_metrics` for windows of 7 and 28 days ending on each of `days`, for the organization
+/// and each repository from the day of its first successful production deployment.
+async fn dora_metrics(
+    txn: &DatabaseTransaction,
+    org: &i64,
+    days: &[NaiveDate],
+) -> Result<u64, DbErr> {
+    let sql = "\
+        WITH grid AS ( \
+            SELECT t.day, w.window_days, s.repository \
+            FROM unnest($2::date[]) t (day), unnest(ARRAY[7, 28]) w (window_days), \
+                (SELECT NULL::text AS repository, NULL::date AS since UNION ALL \
+                 SELECT repository, min(day) FROM deployment_outcomes \
+                 WHERE org_id = $1 AND outcome = 'success' GROUP BY repository) s \
+            WHERE s.since IS NULL OR t.day >= s.since), \
+        dep AS ( \
+            SELECT g.day AS target, g.window_days, g.repository, o.day, o.change_failed, o.recovery_s \
+            FROM grid g JOIN deployment_outcomes o ON o.org_id = $1 AND o.outcome = 'success' \
+                AND o.day > g.day - g.window_days AND o.day <= g.day \
+                AND (g.repository IS NULL OR o.repository = g.repository)), \
+        agg AS ( \
+            SELECT target, window_days, repository, count(*) AS n, count(DISTINCT day) AS days, \
+                count(*) FILTER (WHERE change_failed) AS failed, \
+                round(percentile_cont(0.5) WITHIN GROUP (ORDER BY recovery_s) \
+                    FILTER (WHERE change_failed))::bigint AS recovery_p50, \
+                count(recovery_s) FILTER (WHERE change_failed) AS recovered, \
+                count(*) FILTER (WHERE change_failed AND recovery_s IS NULL) AS unrecovered \
+            FROM dep GROUP BY 1, 2, 3), \
+        weeks AS ( \
+            SELECT target, window_days, repository, (target - day) / 7 AS k, \
+                count(DISTINCT day) AS active \
+            FROM dep GROUP BY 1, 2, 3, 4), \
+        med AS ( \
+            SELECT g.day AS target, g.window_days, g.repository, \
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY COALESCE(w.active, 0)) AS per_week \
+            FROM grid g CROSS JOIN LATERAL generate_series(0, g.window_days / 7 - 1) AS gs (n) \
+            LEFT JOIN weeks w ON w.target = g.day AND w.window_days = g.window_days \
+                AND w.repository IS NOT DISTINCT FROM g.repository AND w.k = gs.n \
+            GROUP BY 1, 2, 3), \
+        lead AS ( \
+            SELECT g.day AS target, g.window_days, g.repository, \
+                round(percentile_cont(0.5) WITHIN GROUP (ORDER BY m.lead_s))::bigint AS p50, \
+                count(*) AS n \
+            FROM grid g JOIN pr_metrics m ON m.org_id = $1 \
+                AND m.deployed_day > g.day - g.window_days AND m.deployed_day <= g.day \
+                AND (g.repository IS NULL OR m.repository = g.repository) \
+                AND NOT m.author_is_bot AND m.lead_s IS NOT NULL \
+            GROUP BY 1, 2, 3) \
+        INSERT INTO dora_metrics (org_id, repository, day, window_days, deployments, deploy_days, \
+            deploy_days_per_week, band, lead_time_p50_s, lead_time_count, change_failure_rate, \
+            failed_deployments, recovery_time_p50_s, recovery_count, unrecovered_count) \
+        SELECT $1, g.repository, g.day, g.window_days, COALESCE(a.n, 0), COALESCE(a.days, 0), \
+            m.per_week, \
+            CASE WHEN m.per_week >= 5 THEN 'elite' WHEN m.per_week >= 1 THEN 'high' \
+                 WHEN COALESCE(a.n, 0) >= 1 THEN 'medium' ELSE 'low' END, \
+            l.p50, COALESCE(l.n, 0), a.failed::float8 / NULLIF(a.n, 0), COALESCE(a.failed, 0), \
+            a.recovery_p50, COALESCE(a.recovered, 0), COALESCE(a.unrecovered, 0) \
+        FROM grid g \
+        JOIN med m ON m.target = g.day AND m.window_days = g.window_days \
+            AND m.repository IS NOT DISTINCT FROM g.repository \
+        LEFT JOIN agg a ON a.target = g.day AND a.window_days = g.window_days \
+            AND a.repository IS NOT DISTINCT FROM g.repository \
+        LEFT JOIN lead l ON l.target = g.day AND l.window_days = g.window_days \
+            AND l.repository IS NOT DISTINCT FROM g.repository";
+    replace(txn, "dora_metrics", "day", org, days).await?;
+    Ok(txn
+        .execute_raw(stmt(sql, [(*org).into(), days.to_vec().into()]))
+        .await?
+        .rows_affected())
+}
+
+/// `reliability_scores` of the ISO weeks starting on `weeks` (Mondays), for the organization
+/// and each team.
+async fn reliability_scores(
+    txn: &DatabaseTransaction,
+    org: &Org,
+    weeks: &[NaiveDate],
+) -> Result<u64, DbErr> {
+    let s = &org.settings;
+    let weights =
+        serde_json::to_value(s.score_weights).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let w = s.score_weights;
+    let sql = format!(
+        "WITH wk AS ( \
+            SELECT week, week + 6 AS last_day, \
+                LEAST((week + 7)::timestamp AT TIME ZONE $2, now()) AS week_end \
+            FROM unnest($3::date[]) week), \
+         teams AS ({TEAM_LOGINS}), \
+         scopes AS (SELECT 'org'::text AS scope, 'org'::text AS key UNION ALL \
+            SELECT DISTINCT 'team', key FROM teams), \
+         span AS (SELECT min(week) AS lo, max(last_day) AS hi, min(week_end) AS lo_end, \
+            max(week_end) AS hi_end FROM wk), \
+         cand AS ( \
+            SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
+              AND m.merged_day >= span.lo \
+            UNION SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
+              AND m.closed_day >= span.lo \
+            UNION SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
+              AND m.first_review_day BETWEEN span.lo AND span.hi \
+            UNION SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
+              AND m.deployed_day BETWEEN span.lo AND span.hi \
+            UNION SELECT m.pull_request_id FROM pr_metrics m WHERE m.org_id = $1 \
+              AND m.state = 'open'), \
+         base AS ( \
+            SELECT m.* FROM cand JOIN pr_metrics m USING (pull_request_id) \
+            WHERE NOT m.author_is_bot), \
+         prs AS ( \
+            SELECT b.*, 'org'::text AS scope, 'org'::text AS key FROM base b \
+            UNION ALL \
+            SELECT b.*, 'team', t.key FROM base b JOIN teams t ON t.login = lower(b.author_login)), \
+         flow AS ( \
+            SELECT wk.week, p.scope, p.key, count(*) AS merged, \
+                count(*) FILTER (WHERE p.cycle_s <= $4) AS on_target \
+            FROM wk JOIN prs p ON p.merged_day BETWEEN wk.week AND wk.last_day GROUP BY 1, 2, 3), \
+         pickup AS ( \
+            SELECT wk.week, p.scope, p.key, count(p.pickup_s) AS reviewed, \
+                count(*) FILTER (WHERE p.pickup_s <= $5) AS in_sla \
+            FROM wk JOIN prs p ON p.first_review_day BETWEEN wk.week AND wk.last_day \
+            GROUP BY 1, 2, 3), \
+         stab AS ( \
+            SELECT wk.week, x.scope, x.key, count(*) AS n, count(*) FILTER (WHERE o.change_failed) AS failed \
+            FROM wk JOIN deployment_outcomes o ON o.org_id = $1 AND o.outcome = 'success' \
+                AND o.day BETWEEN wk.week AND wk.last_day \
+            CROSS JOIN LATERAL (SELECT 'org'::text AS scope, 'org'::text AS key \
+                UNION ALL SELECT DISTINCT 'team', p.key FROM prs p \
+                WHERE p.scope = 'team' AND p.deployment_id = o.deployment_id) x \
+            GROUP BY 1, 2, 3), \
+         wip AS ( \
+            SELECT wk.week, p.scope, p.key, count(*) AS open, \
+                count(*) FILTER (WHERE GREATEST(p.created_at, \
+                    CASE WHEN p.ready_at < wk.week_end THEN p.ready_at END, \
+                    CASE WHEN pr.updated_at < wk.week_end THEN pr.updated_at END, \
+                    (SELECT max(r.submitted_at) FROM reviews r WHERE r.pull_request_id = p.pull_request_id \
+                        AND r.submitted_at < wk.week_end), \
+                    (SELECT max(c.created_at) FROM review_comments c \
+                        WHERE c.pull_request_id = p.pull_request_id AND c.created_at < wk.week_end)) \
+                    < wk.week_end - make_interval(days => $6)) AS idle \
+            FROM wk JOIN prs p ON p.created_at < wk.week_end \
+                AND COALESCE(p.merged_at, p.closed_at, 'infinity') >= wk.week_end \
+            JOIN pull_requests pr ON pr.github_id = p.pull_request_id \
+            GROUP BY 1, 2, 3), \
+         parts AS ( \
+            SELECT wk.week, sc.scope, sc.key, \
+                COALESCE(f.merged, 0) AS merged, COALESCE(f.on_target, 0) AS on_target, \
+                COALESCE(k.reviewed, 0) AS reviewed, COALESCE(k.in_sla, 0) AS in_sla, \
+                COALESCE(d.n, 0) AS deployments, COALESCE(d.failed, 0) AS failed, \
+                COALESCE(i.open, 0) AS open, COALESCE(i.idle, 0) AS idle, \
+                f.on_target::float8 / NULLIF(f.merged, 0) AS flow, \
+                k.in_sla::float8 / NULLIF(k.reviewed, 0) AS review, \
+                1 - d.failed::float8 / NULLIF(d.n, 0) AS stability, \
+                1 - i.idle::float8 / NULLIF(i.open, 0) AS wip \
+            FROM wk CROSS JOIN scopes sc \
+            LEFT JOIN flow f ON f.week = wk.week AND f.scope = sc.scope AND f.key = sc.key \
+            LEFT JOIN pickup k ON k.week = wk.week AND k.scope = sc.scope AND k.key = sc.key \
+            LEFT JOIN stab d ON d.week = wk.week AND d.scope = sc.scope AND d.key = sc.key \
+            LEFT JOIN wip i ON i.week = wk.week AND i.scope = sc.scope AND i.key = sc.key) \
+         INSERT INTO reliability_scores (org_id, scope, scope_key, week, iso_week, score, \
+            flow_predictability, review_responsiveness, change_stability, wip_hygiene, prs_merged, \
+            prs_merged_on_target, prs_first_reviewed, prs_picked_up_in_sla, deployments, \
+            failed_deployments, open_prs, idle_open_prs, weights) \
+         SELECT $1, scope, key, week, to_char(week, 'IYYY-\"W\"IW'), \
+            100 * (COALESCE({wf} * flow, 0) + COALESCE({wr} * review, 0) \
+                 + COALESCE({ws} * stability, 0) + COALESCE({ww} * wip, 0)) \
+              / NULLIF((CASE WHEN flow IS NULL THEN 0 ELSE {wf} END) \
+                 + (CASE WHEN review IS NULL THEN 0 ELSE {wr} END) \
+                 + (CASE WHEN stability IS NULL THEN 0 ELSE {ws} END) \
+                 + (CASE WHEN wip IS NULL THEN 0 ELSE {ww} END), 0), \
+            flow, review, stability, wip, merged, on_target, reviewed, in_sla, deployments, \
+            failed, open, idle, $7::jsonb \
+         FROM parts",
+        wf = w.flow_predictability,
+        wr = w.review_responsiveness,
+        ws = w.change_stability,
+        ww = w.wip_hygiene,
+    );
+    replace(txn, "reliability_scores", "week", &org.id, weeks).await?;
+    Ok(txn
+        .execute_raw(stmt(
+            &sql,
+            [
+                org.id.into(),
+                org.time_zone.clone().into(),
+                weeks.to_vec().into(),
+                (i64::from(s.cycle_time_target_hours) * 3600).into(),
+                (i64::from(s.pickup_sla_hours) * 3600).into(),
+                i32::try_from(s.wip_idle_days).unwrap_or(i32::MAX).into(),
+                weights.into(),
+            ],
+        ))
+        .await?
+        .rows_affected())
+}

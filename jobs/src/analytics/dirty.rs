@@ -1,0 +1,179 @@
+//! Marks the (organization, local day) pairs a processed event touches, in the event's own
+//! transaction, so that the incremental run recomputes exactly those days (and the windows
+//! that include them).
+//!
+//! What a change can move, and so what it marks:
+//! - a pull request: its created, ready, first-review, merged and closed days, old and new
+//!   (the old ones from `pr_metrics`), and the day it was deployed;
+//! - a review or review comment: its own day, and everything of its pull request;
+//! - a push: the author days of its commits; the pull requests whose head branch it is; on the
+//!   default branch, the pull requests merged by its commits and the deployments of its commits
+//!   (their place in history is now known);
+//! - a deployment or status: its days, and the merged days of the repository's pull requests it
+//!   may now contain (merged before it finished and not deployed earlier);
+//! - an issue: its created and closed days.
+//!
+//! Deployment outcomes (change failure, recovery) are recomputed for the whole organization on
+//! every run; days whose outcomes changed are added there, not here.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::{domain::stmt, process::Item};
+
+const INSERT: &str = "INSERT INTO analytics_dirty (organization_id, day) ";
+
+/// Marks the days of `times` in the organization's time zone.
+pub async fn mark_times<C: ConnectionTrait>(
+    db: &C,
+    org: i64,
+    times: &[DateTime<Utc>],
+) -> Result<(), DbErr> {
+    if times.is_empty() {
+        return Ok(());
+    }
+    db.execute_raw(stmt(
+        &format!(
+            "{INSERT} SELECT DISTINCT o.id, (t AT TIME ZONE o.time_zone)::date \
+             FROM organizations o, unnest($2::timestamptz[]) t WHERE o.id = $1 \
+             ORDER BY 2 ON CONFLICT DO NOTHING"
+        ),
+        [org.into(), times.to_vec().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Marks every day the metrics of these pull requests depend on, before and after the change.
+pub async fn mark_pull_requests<C: ConnectionTrait>(
+    db: &C,
+    org: i64,
+    ids: &[i64],
+) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    db.execute_raw(stmt(
+        &format!(
+            "{INSERT} SELECT DISTINCT $1::int8, d FROM ( \
+                SELECT (t AT TIME ZONE o.time_zone)::date AS d \
+                FROM organizations o JOIN pull_requests p ON p.organization_id = o.id \
+                CROSS JOIN LATERAL unnest(ARRAY[p.created_at, p.ready_for_review_at, \
+                    p.first_review_at, p.merged_at, p.closed_at]) t \
+                WHERE o.id = $1 AND p.github_id = ANY($2::int8[]) \
+                UNION ALL \
+                SELECT d FROM pr_metrics m CROSS JOIN LATERAL unnest(ARRAY[m.created_day, \
+                    m.merged_day, m.closed_day, m.first_review_day, m.deployed_day]) d \
+                WHERE m.pull_request_id = ANY($2::int8[])) x \
+             WHERE d IS NOT NULL ORDER BY 2 ON CONFLICT DO NOTHING"
+        ),
+        [org.into(), ids.to_vec().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Marks a deployment's days and the merged days of the pull requests its outcome may link.
+pub async fn mark_deployments<C: ConnectionTrait>(
+    db: &C,
+    org: i64,
+    ids: &[i64],
+) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    db.execute_raw(stmt(
+        &format!(
+            "{INSERT} SELECT DISTINCT $1::int8, d FROM ( \
+                SELECT (t AT TIME ZONE o.time_zone)::date AS d \
+                FROM organizations o JOIN deployments x ON x.organization_id = o.id \
+                CROSS JOIN LATERAL unnest(ARRAY[x.created_at, x.latest_status_at]) t \
+                WHERE o.id = $1 AND x.github_id = ANY($2::int8[]) \
+                UNION ALL \
+                SELECT m.merged_day FROM deployments x JOIN pr_metrics m \
+                    ON m.repository_id = x.repository_id AND m.deployed_at IS NULL \
+                   AND m.merged_at IS NOT NULL \
+                   AND m.merged_at <= COALESCE(x.latest_status_at, x.created_at) \
+                WHERE x.github_id = ANY($2::int8[]) \
+                UNION ALL \
+                SELECT m.merged_day FROM deployments x JOIN pr_metrics m \
+                    ON m.repository_id = x.repository_id \
+                   AND m.deployed_at >= LEAST(x.created_at, COALESCE(x.latest_status_at, x.created_at)) \
+                WHERE x.github_id = ANY($2::int8[])) y \
+             WHERE d IS NOT NULL ORDER BY 2 ON CONFLICT DO NOTHING"
+        ),
+        [org.into(), ids.to_vec().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+async fn ids<C: ConnectionTrait>(
+    db: &C,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Result<Vec<i64>, DbErr> {
+    db.query_all_raw(stmt(sql, values))
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64>("", "id"))
+        .collect()
+}
+
+/// Marks what a written item touches (see the module documentation).
+pub async fn mark<C: ConnectionTrait>(db: &C, org: i64, item: &Item) -> Result<(), DbErr> {
+    match item {
+        Item::PullRequest(pr) => mark_pull_requests(db, org, &[pr.github_id]).await,
+        Item::Review(review) => {
+            mark_times(
+                db,
+                org,
+                &review.submitted_at.into_iter().collect::<Vec<_>>(),
+            )
+            .await?;
+            mark_pull_requests(db, org, &[review.pull_request_id]).await
+        }
+        Item::Comment(_, comment) => {
+            mark_times(db, org, &[comment.created_at]).await?;
+            mark_pull_requests(db, org, &[comment.pull_request_id]).await
+        }
+        Item::Push(push) => {
+            let authored: Vec<DateTime<Utc>> =
+                push.commits.iter().filter_map(|c| c.authored_at).collect();
+            mark_times(db, org, &authored).await?;
+            let shas: Vec<String> = push.commits.iter().map(|c| c.sha.clone()).collect();
+            let prs = ids(
+                db,
+                "SELECT github_id AS id FROM pull_requests WHERE repository_id = $1 \
+                 AND (head_ref = $2 OR ($3 AND merge_commit_sha = ANY($4::text[])))",
+                vec![
+                    push.repository_id.into(),
+                    push.branch.clone().into(),
+                    push.to_default_branch.into(),
+                    shas.clone().into(),
+                ],
+            )
+            .await?;
+            mark_pull_requests(db, org, &prs).await?;
+            if push.to_default_branch {
+                let deployments = ids(
+                    db,
+                    "SELECT github_id AS id FROM deployments WHERE repository_id = $1 \
+                     AND sha = ANY($2::text[])",
+                    vec![push.repository_id.into(), shas.into()],
+                )
+                .await?;
+                mark_deployments(db, org, &deployments).await?;
+            }
+            Ok(())
+        }
+        Item::Deployment(deployment, _) => mark_deployments(db, org, &[deployment.github_id]).await,
+        Item::Issue(issue) => {
+            let times: Vec<DateTime<Utc>> = std::iter::once(issue.created_at)
+                .chain(issue.closed_at)
+                .collect();
+            mark_times(db, org, &times).await
+        }
+        Item::Run(_) | Item::Nothing => Ok(()),
+    }
+}

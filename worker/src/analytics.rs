@@ -1,0 +1,169 @@
+//! The worker's analytics loops: the incremental recompute of dirty days, and the sender of
+//! notifications. Both are driven by PostgreSQL rows claimed with SKIP LOCKED, so any number of
+//! worker replicas share them; and the hourly alert evaluation the scheduler calls.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jobs::analytics::{self, notify};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use tokio_util::sync::CancellationToken;
+
+/// Days recomputed per transaction.
+const DRAIN_DAYS: i64 = 62;
+/// How often dirty days and due notifications are looked for.
+const EVERY: Duration = Duration::from_secs(2);
+
+/// Runs until `shutdown`.
+pub async fn run(db: DatabaseConnection, shutdown: CancellationToken) {
+    let http = match reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(http) => Some(http),
+        Err(e) => {
+            tracing::error!(error = %e, "no HTTP client: notifications are not sent by this worker");
+            None
+        }
+    };
+    let policy = notify::Policy::default();
+    loop {
+        for _ in 0..100 {
+            match analytics::drain_dirty(&db, DRAIN_DAYS).await {
+                Ok(Some((org, report))) => {
+                    tracing::info!(
+                        organization_id = org,
+                        days = report.days,
+                        pull_requests = report.pull_requests,
+                        daily_rows = report.daily_rows,
+                        dora_rows = report.dora_rows,
+                        "metrics recomputed"
+                    );
+                    if shutdown.is_cancelled() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recompute failed; the days stay marked");
+                    break;
+                }
+            }
+        }
+        if let Some(http) = &http {
+            match notify::send_due(&db, http, &policy, 50).await {
+                Ok(r) if r == notify::SendReport::default() => {}
+                Ok(r) => tracing::info!(
+                    sent = r.sent,
+                    failed = r.failed,
+                    dead = r.dead,
+                    "notifications"
+                ),
+                Err(e) => tracing::warn!(error = %e, "sending notifications failed"),
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(EVERY) => {}
+        }
+    }
+}
+
+/// `hourlyAlerts`: evaluates every active organization's health alerts at `at`.
+pub async fn alerts_for_all(db: &DatabaseConnection, at: DateTime<Utc>) -> Result<String, DbErr> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id FROM organizations WHERE status = 'active' ORDER BY id",
+            [],
+        ))
+        .await?;
+    let (mut open, mut opened, mut resolved) = (0, 0, 0);
+    for row in &rows {
+        let Some(org) = analytics::load_org(db, row.try_get("", "id")?).await? else {
+            continue;
+        };
+        let today = org.today;
+        let report = analytics::alerts::evaluate(db, &org, at, today).await?;
+        open += report.open;
+        opened += report.opened;
+        resolved += report.resolved;
+    }
+    Ok(format!(
+        "{} organization(s): {open} open alerts, {opened} opened, {resolved} resolved",
+        rows.len()
+    ))
+}
+
+/// The most days one `worker recompute` covers.
+pub const MAX_RECOMPUTE_DAYS: i64 = 800;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecomputeError {
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("--from must not be after --to, and the range at most {MAX_RECOMPUTE_DAYS} days")]
+    Range,
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// `worker recompute --org --from --to`: one transaction, so dashboards see the old numbers
+/// until the new ones are all there; a progress bar on standard error when it is a terminal.
+pub async fn recompute_command(
+    db: &DatabaseConnection,
+    org: &crate::admin::OrgRef,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    json: bool,
+    out: &mut impl std::io::Write,
+) -> Result<(), RecomputeError> {
+    use sea_orm::TransactionTrait;
+    if from > to || (to - from).num_days() >= MAX_RECOMPUTE_DAYS {
+        return Err(RecomputeError::Range);
+    }
+    let id = crate::admin::resolve(db, org).await?;
+    let Some(org) = analytics::load_org(db, id.0).await? else {
+        return Err(crate::admin::AdminError::NoSuchOrg(id.0.to_string()).into());
+    };
+    let days: Vec<chrono::NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
+    let bar = indicatif::ProgressBar::new(1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let txn = db.begin().await?;
+    let report = analytics::compute::recompute_in(&txn, &org, &days, org.today, &mut |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        bar.set_message(p.phase);
+    })
+    .await?;
+    bar.set_message("committing");
+    txn.commit().await?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        let mut value = serde_json::to_value(&report).map_err(std::io::Error::other)?;
+        value["organization_id"] = org.id.into();
+        value["seconds"] = seconds.into();
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(
+            out,
+            "recomputed {from} to {to} of organization {} in {seconds:.1} s: {} pull requests, \
+             {} production deployments, {} daily rows, {} DORA rows, {} scores",
+            org.id,
+            report.pull_requests,
+            report.deployments,
+            report.daily_rows,
+            report.dora_rows,
+            report.score_rows
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,714 @@
+//! Precomputed analytics against a hand-computed history: every number asserted here was worked
+//! out by hand from the events in [`history`] (the arithmetic is in the comments), through the
+//! real processors, dirty-day marking and incremental runs.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use jobs::analytics;
+use jobs::github::payloads::{self as gh, Actor, Commit, Deploy, Issue, Pr, Repo};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+
+use crate::helpers::Env;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&format!("{s}:00Z"))
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().expect("date")
+}
+
+fn alice() -> Actor {
+    Actor::user(1, "alice")
+}
+fn bob() -> Actor {
+    Actor::user(2, "bob")
+}
+fn dependabot() -> Actor {
+    Actor::bot(3, "dependabot[bot]")
+}
+
+fn repo(id: i64, name: &str) -> Repo {
+    Repo {
+        id,
+        owner: Actor::user(50, "acme"),
+        name: name.to_owned(),
+        default_branch: "main".to_owned(),
+        installation_id: 77,
+    }
+}
+
+fn pr(id: i64, number: i32, author: Actor, title: &str, head: &str, created: &str) -> Pr {
+    Pr {
+        id,
+        number,
+        title: title.to_owned(),
+        body: None,
+        author,
+        head_ref: head.to_owned(),
+        head_sha: format!("head{id}"),
+        draft: false,
+        created_at: t(created),
+        updated_at: t(created),
+        merged_at: None,
+        closed_at: None,
+        merge_commit_sha: None,
+        additions: 10,
+        deletions: 2,
+    }
+}
+
+fn merged(mut pr: Pr, at: &str, sha: &str) -> Pr {
+    pr.merged_at = Some(t(at));
+    pr.closed_at = Some(t(at));
+    pr.updated_at = t(at);
+    pr.merge_commit_sha = Some(sha.to_owned());
+    pr
+}
+
+fn commit(sha: &str, author: Actor, at: &str) -> Commit {
+    Commit {
+        sha: sha.to_owned(),
+        message: format!("commit {sha}"),
+        author,
+        authored_at: t(at),
+    }
+}
+
+fn deploy(id: i64, sha: &str, environment: &str, production: Option<bool>, at: &str) -> Deploy {
+    Deploy {
+        id,
+        sha: sha.to_owned(),
+        environment: environment.to_owned(),
+        production,
+        creator: alice(),
+        created_at: t(at),
+    }
+}
+
+/// The history, oldest first: (event, payload).
+fn history() -> Vec<(&'static str, serde_json::Value)> {
+    let api = repo(100, "api");
+    let web = repo(200, "web");
+    let mut ev: Vec<(&'static str, serde_json::Value)> = vec![(
+        "installation",
+        gh::installation(
+            77,
+            &Actor::user(50, "acme"),
+            &[api.clone(), web.clone()],
+            t("2026-03-01T00:00"),
+        ),
+    )];
+    let push = |repo: &Repo, branch: &str, c: Commit, at: &str| {
+        ("push", gh::push(repo, branch, &[c], t(at), &alice()))
+    };
+    let status = |repo: &Repo, d: &Deploy, id: i64, state: &str, at: &str| {
+        (
+            "deployment_status",
+            gh::deployment_status(repo, d, id, state, t(at)),
+        )
+    };
+
+    // acme/api, Monday 2026-03-02.
+    ev.push(push(
+        &api,
+        "feat-a",
+        commit("a1", alice(), "2026-03-01T10:00"),
+        "2026-03-01T10:05",
+    ));
+    let pr1 = pr(
+        1001,
+        1,
+        alice(),
+        "Add feature A",
+        "feat-a",
+        "2026-03-02T09:00",
+    );
+    ev.push(("pull_request", gh::pull_request(&api, &pr1, "opened")));
+    // A bot's PR, merged with a commit DevPulse never saw pushed.
+    let pr3 = merged(
+        pr(
+            1003,
+            3,
+            dependabot(),
+            "Bump x",
+            "dependabot/x",
+            "2026-03-02T08:00",
+        ),
+        "2026-03-02T09:00",
+        "b1",
+    );
+    ev.push(("pull_request", gh::pull_request(&api, &pr3, "closed")));
+    // Opened as a draft, ready at 12:00.
+    let mut pr2 = pr(
+        1002,
+        2,
+        bob(),
+        "Add feature B",
+        "feat-b",
+        "2026-03-02T10:00",
+    );
+    pr2.draft = true;
+    ev.push(("pull_request", gh::pull_request(&api, &pr2, "opened")));
+    pr2.draft = false;
+    pr2.updated_at = t("2026-03-02T12:00");
+    ev.push((
+        "pull_request",
+        gh::pull_request(&api, &pr2, "ready_for_review"),
+    ));
+    // The author's own review does not count.
+    ev.push((
+        "pull_request_review",
+        gh::review(&api, 1002, 2001, &bob(), "commented", t("2026-03-02T12:30")),
+    ));
+    ev.push((
+        "pull_request_review",
+        gh::review(&api, 1001, 2002, &bob(), "approved", t("2026-03-02T13:00")),
+    ));
+    ev.push((
+        "pull_request_review",
+        gh::review(
+            &api,
+            1002,
+            2003,
+            &alice(),
+            "commented",
+            t("2026-03-02T14:00"),
+        ),
+    ));
+    ev.push((
+        "pull_request_review_comment",
+        gh::review_comment(&api, 1002, 2003, 2103, &alice(), t("2026-03-02T14:05")),
+    ));
+    // Squash merge: m1 is the squash commit on main.
+    ev.push((
+        "pull_request",
+        gh::pull_request(&api, &merged(pr1, "2026-03-02T15:00", "m1"), "closed"),
+    ));
+    ev.push(push(
+        &api,
+        "main",
+        commit("m1", alice(), "2026-03-02T15:00"),
+        "2026-03-02T15:01",
+    ));
+    let d1 = deploy(3001, "m1", "production", Some(true), "2026-03-02T16:00");
+    ev.push(("deployment", gh::deployment(&api, &d1)));
+    ev.push(status(&api, &d1, 4001, "success", "2026-03-02T16:30"));
+    ev.push((
+        "pull_request",
+        gh::pull_request(&api, &merged(pr2, "2026-03-02T16:45", "m2"), "closed"),
+    ));
+    ev.push(push(
+        &api,
+        "main",
+        commit("m2", bob(), "2026-03-02T16:45"),
+        "2026-03-02T16:46",
+    ));
+    let d2 = deploy(3002, "m2", "production", Some(true), "2026-03-02T17:30");
+    ev.push(status(&api, &d2, 4002, "success", "2026-03-02T18:00"));
+    // A revert of PR 1 merged inside D2's window: PR 1 was deployed by D1, so D2 did not fail.
+    let mut pr4 = pr(
+        1004,
+        4,
+        alice(),
+        "Revert \"Add feature A\"",
+        "revert-1-feat-a",
+        "2026-03-02T19:00",
+    );
+    pr4.body = Some("Reverts acme/api#1".to_owned());
+    ev.push((
+        "pull_request",
+        gh::pull_request(&api, &merged(pr4, "2026-03-02T20:00", "m4"), "closed"),
+    ));
+    ev.push(push(
+        &api,
+        "main",
+        commit("m4", alice(), "2026-03-02T20:00"),
+        "2026-03-02T20:01",
+    ));
+
+    // acme/web, Tuesday: a revert fails W1; W2 recovers it.
+    let pr10 = merged(
+        pr(
+            1010,
+            10,
+            alice(),
+            "Add banner",
+            "banner",
+            "2026-03-03T09:00",
+        ),
+        "2026-03-03T10:00",
+        "w1",
+    );
+    ev.push(("pull_request", gh::pull_request(&web, &pr10, "closed")));
+    ev.push(push(
+        &web,
+        "main",
+        commit("w1", alice(), "2026-03-03T10:00"),
+        "2026-03-03T10:01",
+    ));
+    let w1 = deploy(3010, "w1", "Production", None, "2026-03-03T10:30");
+    ev.push(status(&web, &w1, 4010, "success", "2026-03-03T11:00"));
+    let mut pr11 = pr(
+        1011,
+        11,
+        bob(),
+        "Revert \"Add banner\"",
+        "revert-10-banner",
+        "2026-03-03T12:00",
+    );
+    pr11.body = Some("Reverts acme/web#10\n\nBroke the header.".to_owned());
+    ev.push((
+        "pull_request",
+        gh::pull_request(&web, &merged(pr11, "2026-03-03T12:30", "w2"), "closed"),
+    ));
+    ev.push(push(
+        &web,
+        "main",
+        commit("w2", bob(), "2026-03-03T12:30"),
+        "2026-03-03T12:31",
+    ));
+    let w2 = deploy(3011, "w2", "Production", None, "2026-03-03T12:45");
+    ev.push(status(&web, &w2, 4011, "success", "2026-03-03T13:00"));
+    let staging = deploy(3012, "w2", "staging", None, "2026-03-03T13:10");
+    ev.push(status(&web, &staging, 4012, "success", "2026-03-03T13:30"));
+
+    // acme/api, Wednesday: D4 rolls back to m2, so D3 failed; D5–D7 fail outright.
+    let pr5 = merged(
+        pr(1005, 5, alice(), "Feature C", "feat-c", "2026-03-04T08:00"),
+        "2026-03-04T09:00",
+        "m3",
+    );
+    ev.push(("pull_request", gh::pull_request(&api, &pr5, "closed")));
+    ev.push(push(
+        &api,
+        "main",
+        commit("m3", alice(), "2026-03-04T09:00"),
+        "2026-03-04T09:01",
+    ));
+    let d3 = deploy(3003, "m3", "production", Some(true), "2026-03-04T09:30");
+    ev.push(status(&api, &d3, 4003, "success", "2026-03-04T10:00"));
+    let d4 = deploy(3004, "m2", "production", Some(true), "2026-03-04T10:30");
+    ev.push(status(&api, &d4, 4004, "success", "2026-03-04T11:00"));
+    for (id, state, at) in [
+        (3005, "failure", "2026-03-04T11:30"),
+        (3006, "failure", "2026-03-04T12:00"),
+        (3007, "error", "2026-03-04T12:30"),
+    ] {
+        let d = deploy(id, "m3", "production", Some(true), "2026-03-04T11:15");
+        ev.push(status(&api, &d, id + 1000, state, at));
+    }
+    // Still open, never reviewed.
+    ev.push((
+        "pull_request",
+        gh::pull_request(
+            &api,
+            &pr(1006, 6, bob(), "Open work", "feat-d", "2026-03-04T12:00"),
+            "opened",
+        ),
+    ));
+
+    // acme/web, Thursday: W3's commit position is unknown (no push); an incident fails it.
+    let pr12 = merged(
+        pr(1012, 12, bob(), "Feature D", "feat-w", "2026-03-05T08:00"),
+        "2026-03-05T09:00",
+        "w3",
+    );
+    ev.push(("pull_request", gh::pull_request(&web, &pr12, "closed")));
+    let w3 = deploy(3013, "w3", "Production", None, "2026-03-05T09:30");
+    ev.push(status(&web, &w3, 4013, "success", "2026-03-05T10:00"));
+    let mut incident = Issue {
+        id: 5001,
+        number: 7,
+        title: "Header broken".to_owned(),
+        labels: vec!["Incident".to_owned()],
+        author: bob(),
+        created_at: t("2026-03-05T15:00"),
+        closed_at: None,
+    };
+    ev.push(("issues", gh::issue(&web, &incident, "opened")));
+    incident.closed_at = Some(t("2026-03-05T16:00"));
+    ev.push(("issues", gh::issue(&web, &incident, "closed")));
+    let bug = Issue {
+        id: 5003,
+        number: 8,
+        title: "Typo".to_owned(),
+        labels: vec!["bug".to_owned()],
+        author: bob(),
+        created_at: t("2026-03-05T12:00"),
+        closed_at: None,
+    };
+    ev.push(("issues", gh::issue(&web, &bug, "opened")));
+    // An incident after D4's 24-hour window: not D4's failure.
+    let late = Issue {
+        id: 5002,
+        number: 9,
+        title: "Slow".to_owned(),
+        labels: vec!["incident".to_owned()],
+        author: bob(),
+        created_at: t("2026-03-06T12:00"),
+        closed_at: None,
+    };
+    ev.push(("issues", gh::issue(&api, &late, "opened")));
+    ev
+}
+
+async fn apply_all(env: &Env, prefix: &str, events: &[(&'static str, serde_json::Value)]) {
+    for (i, (event, payload)) in events.iter().enumerate() {
+        env.apply(&format!("{prefix}-{i}"), event, &payload.to_string())
+            .await;
+    }
+}
+
+async fn drain(env: &Env) {
+    for _ in 0..1000 {
+        if analytics::drain_dirty(&env.db, 62)
+            .await
+            .expect("drain")
+            .is_none()
+        {
+            return;
+        }
+    }
+    panic!("dirty days never drained");
+}
+
+async fn org_id(env: &Env) -> i64 {
+    env.number(
+        "SELECT id AS n FROM organizations WHERE github_login = 'acme'",
+        vec![],
+    )
+    .await
+}
+
+/// One row of a table as JSON (NULLs included), for comparing and asserting.
+async fn row(env: &Env, sql: &str, values: Vec<Value>) -> serde_json::Value {
+    let rows = env
+        .db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("SELECT to_jsonb(x) AS j FROM ({sql}) x"),
+            values,
+        ))
+        .await
+        .expect("query");
+    assert_eq!(rows.len(), 1, "{sql}: {} rows", rows.len());
+    let mut j: serde_json::Value = rows[0].try_get("", "j").expect("j");
+    if let Some(o) = j.as_object_mut() {
+        o.remove("computed_at");
+    }
+    j
+}
+
+/// Every precomputed row of the organization in March 2026 (DORA) and its first two weeks
+/// (scores), for comparing two ways of computing them.
+async fn snapshot(env: &Env, org: i64) -> String {
+    let mut out = String::new();
+    for (table, filter, order) in [
+        ("pr_metrics", "true", "pull_request_id"),
+        ("deployment_outcomes", "true", "deployment_id"),
+        ("daily_metrics", "true", "day, scope, scope_key"),
+        (
+            "dora_metrics",
+            "day BETWEEN '2026-03-01' AND '2026-03-31'",
+            "day, repository NULLS FIRST, window_days",
+        ),
+        (
+            "reliability_scores",
+            "week IN ('2026-02-23', '2026-03-02')",
+            "week, scope, scope_key",
+        ),
+    ] {
+        let rows = env
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT (to_jsonb(t) - 'computed_at')::text AS j FROM {table} t \
+                     WHERE org_id = $1 AND {filter} ORDER BY {order}"
+                ),
+                [org.into()],
+            ))
+            .await
+            .expect("snapshot");
+        out.push_str(&format!("{table}: {}\n", rows.len()));
+        for r in rows {
+            out.push_str(&r.try_get::<String>("", "j").expect("j"));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+async fn assert_hand_computed(env: &Env, org: i64) {
+    let daily = |scope: &str, key: &str, d: &str| {
+        row(
+            env,
+            "SELECT prs_opened, prs_merged, prs_closed_unmerged, reviews_given, review_comments, \
+                commits, additions, deletions, cycle_time_p50_s, cycle_time_p75_s, cycle_time_p90_s, \
+                coding_time_p50_s, pickup_time_p50_s, review_time_p50_s, deploy_time_p50_s, \
+                deployments, failed_deployments \
+             FROM daily_metrics WHERE org_id = $1 AND scope = $2 AND scope_key = $3 AND day = $4",
+            vec![org.into(), scope.into(), key.into(), day(d).into()],
+        )
+    };
+    // Monday, whole organization. Opened and merged: PRs 1, 2, 4 (the bot's PR 3 is left out).
+    // Cycle: PR 1 from its first commit 03-01 10:00 to 15:00 = 104400; PR 2 10:00→16:45 =
+    // 24300; PR 4 19:00→20:00 = 3600. p50 24300, p75 24300 + 0.5 × 80100 = 64350,
+    // p90 24300 + 0.8 × 80100 = 88380. Coding: PR 1 only, 03-01 10:00→03-02 09:00 = 82800.
+    // Pickup: PR 1 09:00→13:00 = 14400; PR 2 ready 12:00 → alice 14:00 = 7200 (bob's own
+    // review at 12:30 does not count): p50 10800. Review: 13:00→15:00 = 7200, 14:00→16:45 =
+    // 9900: 8550. Deploy: PR 1 → D1 16:30 = 5400; PR 2 → D2 18:00 = 4500; PR 4 → D3
+    // (03-04 10:00, the first that contains m4) = 136800: p50 5400. Commits on main: m1, m2, m4.
+    assert_eq!(
+        daily("org", "org", "2026-03-02").await,
+        serde_json::json!({
+            "prs_opened": 3, "prs_merged": 3, "prs_closed_unmerged": 0, "reviews_given": 2,
+            "review_comments": 1, "commits": 3, "additions": 30, "deletions": 6,
+            "cycle_time_p50_s": 24300, "cycle_time_p75_s": 64350, "cycle_time_p90_s": 88380,
+            "coding_time_p50_s": 82800, "pickup_time_p50_s": 10800, "review_time_p50_s": 8550,
+            "deploy_time_p50_s": 5400, "deployments": 2, "failed_deployments": 0,
+        })
+    );
+    // alice on Monday: PRs 1 and 4; her review of PR 2 and its comment; commits m1 and m4.
+    let alice_monday = daily("user", "alice", "2026-03-02").await;
+    assert_eq!(alice_monday["prs_opened"], 2);
+    assert_eq!(alice_monday["reviews_given"], 1);
+    assert_eq!(alice_monday["review_comments"], 1);
+    assert_eq!(alice_monday["commits"], 2);
+    assert_eq!(alice_monday["cycle_time_p50_s"], 54000); // (104400 + 3600) / 2
+    assert_eq!(alice_monday["deployments"], 0);
+    let core = env
+        .number("SELECT id AS n FROM teams WHERE name = 'Core'", vec![])
+        .await;
+    let mut team = daily("team", &core.to_string(), "2026-03-02").await;
+    assert_eq!(team, alice_monday, "the team is alice alone");
+    team = daily("repository", "acme/web", "2026-03-03").await;
+    // W1 failed (PR 11 reverts PR 10, which W1 deployed, before W2); staging does not count.
+    assert_eq!(team["deployments"], 2);
+    assert_eq!(team["failed_deployments"], 1);
+    assert_eq!(team["deploy_time_p50_s"], 2700); // PR 10 3600, PR 11 1800
+
+    let outcome = |id: i64| {
+        row(
+            env,
+            "SELECT outcome, change_failed, failure_cause, recovery_s FROM deployment_outcomes \
+             WHERE deployment_id = $1",
+            vec![id.into()],
+        )
+    };
+    let ok = serde_json::json!({"outcome": "success", "change_failed": false, "failure_cause": null, "recovery_s": null});
+    assert_eq!(outcome(3001).await, ok, "D1");
+    assert_eq!(
+        outcome(3002).await,
+        ok,
+        "D2: the reverted PR was not its own"
+    );
+    assert_eq!(
+        outcome(3010).await,
+        serde_json::json!({"outcome": "success", "change_failed": true, "failure_cause": "revert", "recovery_s": 7200})
+    );
+    assert_eq!(
+        outcome(3003).await,
+        serde_json::json!({"outcome": "success", "change_failed": true, "failure_cause": "rollback", "recovery_s": 3600})
+    );
+    assert_eq!(
+        outcome(3004).await,
+        ok,
+        "D4: the incident came after its window"
+    );
+    assert_eq!(
+        outcome(3013).await,
+        serde_json::json!({"outcome": "success", "change_failed": true, "failure_cause": "incident", "recovery_s": 21600}),
+        "W3 recovers when the incident closes"
+    );
+    assert_eq!(outcome(3005).await["outcome"], "failure");
+    assert_eq!(
+        env.number(
+            "SELECT count(*) AS n FROM deployment_outcomes WHERE deployment_id = 3012",
+            vec![]
+        )
+        .await,
+        0,
+        "staging is not production"
+    );
+    // PR 12's merge commit was never pushed: it falls back to W3, the first after its merge.
+    let pr12 = row(
+        env,
+        "SELECT deployment_id, deploy_s FROM pr_metrics WHERE pull_request_id = 1012",
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        pr12,
+        serde_json::json!({"deployment_id": 3013, "deploy_s": 3600})
+    );
+
+    let dora = |repository: Option<&str>, window: i32| {
+        row(
+            env,
+            "SELECT deployments, deploy_days, deploy_days_per_week, band, lead_time_p50_s, \
+                lead_time_count, change_failure_rate, failed_deployments, recovery_time_p50_s, \
+                recovery_count, unrecovered_count FROM dora_metrics \
+             WHERE org_id = $1 AND repository IS NOT DISTINCT FROM $2 AND day = $3 AND window_days = $4",
+            vec![
+                org.into(),
+                repository.map(str::to_owned).into(),
+                day("2026-03-05").into(),
+                window.into(),
+            ],
+        )
+    };
+    // Seven successful production deployments on four days; W1, D3, W3 failed; recoveries
+    // 7200, 3600, 21600. Lead times: PR 1 109800, PR 2 28800, PR 4 140400, PR 5 7200, PR 10
+    // 7200, PR 11 3600, PR 12 7200: median 7200.
+    let week = dora(None, 7).await;
+    assert_eq!(
+        week,
+        serde_json::json!({
+            "deployments": 7, "deploy_days": 4, "deploy_days_per_week": 4, "band": "high",
+            "lead_time_p50_s": 7200, "lead_time_count": 7, "change_failure_rate": 3.0 / 7.0,
+            "failed_deployments": 3, "recovery_time_p50_s": 7200, "recovery_count": 3,
+            "unrecovered_count": 0,
+        })
+    );
+    // Over 28 days the weeks had 4, 0, 0, 0 deployment days: median 0, but some deployment.
+    let month = dora(None, 28).await;
+    assert_eq!(month["deploy_days_per_week"], 0);
+    assert_eq!(month["band"], "medium");
+    let web = dora(Some("acme/web"), 7).await;
+    assert_eq!(web["deployments"], 3);
+    assert_eq!(web["change_failure_rate"], 2.0 / 3.0);
+    assert_eq!(web["recovery_time_p50_s"], 14400);
+
+    // Week of 03-02: flow 7/7, review 2/2, stability 1 − 3/7, WIP: PR 6 open and active on
+    // 03-04 (not idle at week end): 1. Score 100 × (1 + 1 + 4/7 + 1) / 4.
+    let score = row(
+        env,
+        "SELECT iso_week, score, flow_predictability, review_responsiveness, change_stability, \
+            wip_hygiene, open_prs, weights FROM reliability_scores \
+         WHERE org_id = $1 AND scope = 'org' AND week = $2",
+        vec![org.into(), day("2026-03-02").into()],
+    )
+    .await;
+    assert_eq!(score["iso_week"], "2026-W10");
+    let got = score["score"].as_f64().expect("score");
+    assert!(
+        (got - 100.0 * (3.0 + 4.0 / 7.0) / 4.0).abs() < 1e-9,
+        "{score}"
+    );
+    assert_eq!(score["flow_predictability"], 1);
+    assert_eq!(score["review_responsiveness"], 1);
+    assert_eq!(score["open_prs"], 1);
+    assert_eq!(score["weights"]["change_stability"], 1.0);
+}
+
+async fn make_team(env: &Env, org: i64) {
+    env.db
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "WITH u AS (INSERT INTO users (organization_id, email, display_name, role, github_login) \
+                VALUES ($1, 'alice@acme.test', 'Alice', 'developer', 'alice') RETURNING id), \
+             t AS (INSERT INTO teams (organization_id, name) VALUES ($1, 'Core') RETURNING id) \
+             INSERT INTO team_members (organization_id, team_id, user_id) SELECT $1, t.id, u.id FROM t, u",
+            [org.into()],
+        ))
+        .await
+        .expect("team");
+}
+
+#[tokio::test]
+async fn hand_computed_metrics_from_incremental_runs_match_a_full_recompute() {
+    // Arrange: the organization and its team exist before the history arrives.
+    let env = Env::new().await;
+    let events = history();
+    apply_all(&env, "install", &events[..1]).await;
+    let org = org_id(&env).await;
+    make_team(&env, org).await;
+
+    // Act: every event, each followed by the incremental run the worker would make.
+    for (i, (event, payload)) in events.iter().enumerate().skip(1) {
+        env.apply(&format!("h-{i}"), event, &payload.to_string())
+            .await;
+        drain(&env).await;
+    }
+
+    // Assert: the hand-computed numbers; and a full recompute changes nothing.
+    assert_hand_computed(&env, org).await;
+    let incremental = snapshot(&env, org).await;
+    let (code, stdout, stderr) = env.worker_command(&[
+        "recompute",
+        "--org",
+        &org.to_string(),
+        "--from",
+        "2026-02-20",
+        "--to",
+        "2026-04-10",
+    ]);
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    assert!(
+        stdout.contains("recomputed 2026-02-20 to 2026-04-10"),
+        "{stdout}"
+    );
+    let full = snapshot(&env, org).await;
+    let differing: Vec<(&str, &str)> = incremental
+        .lines()
+        .zip(full.lines())
+        .filter(|(a, b)| a != b)
+        .take(3)
+        .collect();
+    assert!(
+        differing.is_empty() && incremental.lines().count() == full.lines().count(),
+        "incremental and full recomputes differ (incremental, full): {differing:#?}"
+    );
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn the_same_history_delivered_backwards_gives_the_same_metrics() {
+    let env = Env::new().await;
+    let events = history();
+    apply_all(&env, "install", &events[..1]).await;
+    let org = org_id(&env).await;
+    make_team(&env, org).await;
+    let mut backwards: Vec<_> = events[1..].to_vec();
+    backwards.reverse();
+
+    apply_all(&env, "backwards", &backwards).await;
+    drain(&env).await;
+
+    assert_hand_computed(&env, org).await;
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn recompute_refuses_bad_ranges_and_unknown_organizations_in_one_line() {
+    let env = Env::new().await;
+
+    let (code, _, stderr) = env.worker_command(&[
+        "recompute",
+        "--org",
+        "42",
+        "--from",
+        "2026-03-02",
+        "--to",
+        "2026-03-01",
+    ]);
+    assert_ne!(code, 0);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--from must not be after --to"), "{stderr}");
+
+    let (code, _, stderr) = env.worker_command(&[
+        "recompute",
+        "--org",
+        "42",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-02",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no organization 42"), "{stderr}");
+    env.teardown().await;
+}
