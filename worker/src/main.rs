@@ -138,7 +138,7 @@ fn parse_role(raw: &str) -> Result<Role, String> {
 enum Dlq {
     /// Open dead letters, newest first.
     List {
-        /// Only this job type (processPullRequest, processReview, processPush, …).
+        /// Only this job type (processPullRequest, processReview, processPush, …, sendNotification).
         #[arg(long, value_parser = parse_queue)]
         queue: Option<String>,
         #[arg(long, default_value_t = 100)]
@@ -180,10 +180,17 @@ struct Format {
 }
 
 fn parse_queue(raw: &str) -> Result<String, String> {
+    if raw == jobs::analytics::notify::QUEUE {
+        return Ok(raw.to_owned());
+    }
     JobKind::parse(raw)
         .map(|k| k.as_str().to_owned())
         .ok_or_else(|| {
-            let known: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+            let known: Vec<&str> = JobKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .chain([jobs::analytics::notify::QUEUE])
+                .collect();
             format!("unknown queue {raw:?}; known: {}", known.join(", "))
         })
 }

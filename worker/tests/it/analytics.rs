@@ -712,3 +712,270 @@ async fn recompute_refuses_bad_ranges_and_unknown_organizations_in_one_line() {
     assert!(stderr.contains("no organization 42"), "{stderr}");
     env.teardown().await;
 }
+
+/// A webhook receiver on a free port: records each request's headers and body and answers
+/// with the next status from `statuses` (200 once they run out).
+struct Receiver {
+    url: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl Receiver {
+    async fn start(statuses: Vec<u16>) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let statuses = std::sync::Arc::new(std::sync::Mutex::new(statuses.into_iter()));
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Read the head, then as much body as Content-Length says.
+                let (head, body) = loop {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break (String::new(), String::new());
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let head = text[..end].to_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if data.len() >= end + 4 + length {
+                            break (head, text[end + 4..end + 4 + length].to_owned());
+                        }
+                    }
+                };
+                seen.lock().expect("lock").push((head, body));
+                let status = statuses.lock().expect("lock").next().unwrap_or(200);
+                let _ = socket
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            }
+        });
+        Self { url, requests }
+    }
+
+    fn bodies(&self) -> Vec<serde_json::Value> {
+        self.requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, b)| serde_json::from_str(b).expect("JSON body"))
+            .collect()
+    }
+}
+
+async fn alert_kinds(env: &Env, org: i64) -> Vec<String> {
+    env.db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT kind || ' ' || subject AS k FROM health_alerts \
+             WHERE org_id = $1 AND resolved_at IS NULL ORDER BY 1",
+            [org.into()],
+        ))
+        .await
+        .expect("alerts")
+        .iter()
+        .map(|r| r.try_get::<String>("", "k").expect("k"))
+        .collect()
+}
+
+#[tokio::test]
+async fn alerts_open_once_resolve_when_the_condition_clears_and_notify_signed() {
+    // Arrange: the history, a receiver, and carol, who has done nothing since January.
+    let env = Env::new().await;
+    let events = history();
+    apply_all(&env, "h", &events).await;
+    drain(&env).await;
+    let org = org_id(&env).await;
+    let receiver = Receiver::start(vec![]).await;
+    env.db
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE organizations SET notification_url = $2, notification_secret = 's3cret' WHERE id = $1",
+            [org.into(), receiver.url.clone().into()],
+        ))
+        .await
+        .expect("settings");
+    let carol: i64 = env
+        .number(
+            &format!(
+                "INSERT INTO users (organization_id, email, display_name, role, github_login, created_at) \
+                 VALUES ({org}, 'carol@acme.test', 'Carol', 'developer', 'carol', '2026-01-01') RETURNING id AS n"
+            ),
+            vec![],
+        )
+        .await;
+    let settings = analytics::load_org(&env.db, org)
+        .await
+        .expect("org")
+        .expect("exists");
+
+    // Act: Tuesday 2026-03-10, noon.
+    let report =
+        analytics::alerts::evaluate(&env.db, &settings, t("2026-03-10T12:00"), day("2026-03-10"))
+            .await
+            .expect("alerts");
+
+    // Assert: PR 6 has waited 6 days for a review (not yet 7 without activity); the last three
+    // production deployments of acme/api failed; carol did nothing in 5 working days.
+    assert_eq!(report.opened, 3);
+    assert_eq!(
+        alert_kinds(&env, org).await,
+        vec![
+            "failing_deployments acme/api:production".to_owned(),
+            format!("inactivity {carol}"),
+            "unreviewed_pr acme/api#6".to_owned(),
+        ]
+    );
+    let sent =
+        analytics::notify::send_due(&env.db, &reqwest::Client::new(), &Default::default(), 10)
+            .await
+            .expect("send");
+    assert_eq!(sent.sent, 3);
+    let requests = receiver.requests.lock().expect("lock").clone();
+    for (head, body) in &requests {
+        let expected = analytics::notify::signature(b"s3cret", body.as_bytes());
+        assert!(
+            head.contains(&format!("x-devpulse-signature-256: {expected}")),
+            "{head}"
+        );
+    }
+    assert!(
+        receiver
+            .bodies()
+            .iter()
+            .all(|b| b["event"] == "alert.opened" && b["text"].is_string())
+    );
+
+    // The same conditions an hour later: nothing new is opened or sent.
+    let again =
+        analytics::alerts::evaluate(&env.db, &settings, t("2026-03-10T13:00"), day("2026-03-10"))
+            .await
+            .expect("alerts");
+    assert_eq!((again.open, again.opened, again.resolved), (3, 0, 0));
+
+    // Two days later PR 6 is also stale; a successful deployment ends the failing streak.
+    let api = repo(100, "api");
+    let d8 = deploy(3008, "m3", "production", Some(true), "2026-03-12T12:30");
+    env.apply(
+        "fix",
+        "deployment_status",
+        &gh::deployment_status(&api, &d8, 4108, "success", t("2026-03-12T13:00")).to_string(),
+    )
+    .await;
+    drain(&env).await;
+    let later =
+        analytics::alerts::evaluate(&env.db, &settings, t("2026-03-12T14:00"), day("2026-03-12"))
+            .await
+            .expect("alerts");
+    assert_eq!((later.opened, later.resolved), (1, 1));
+    assert!(
+        alert_kinds(&env, org)
+            .await
+            .contains(&"stale_pr acme/api#6".to_owned())
+    );
+    analytics::notify::send_due(&env.db, &reqwest::Client::new(), &Default::default(), 10)
+        .await
+        .expect("send");
+    let resolved: Vec<_> = receiver
+        .bodies()
+        .into_iter()
+        .filter(|b| b["event"] == "alert.resolved")
+        .collect();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0]["alert"]["kind"], "failing_deployments");
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_notification_the_receiver_keeps_refusing_ends_in_the_dead_letter_queue_and_can_be_re_driven()
+ {
+    // Arrange: an alert to announce, and a receiver that fails twice, then accepts.
+    let env = Env::new().await;
+    apply_all(&env, "h", &history()).await;
+    drain(&env).await;
+    let org = org_id(&env).await;
+    let receiver = Receiver::start(vec![500, 503]).await;
+    env.db
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE organizations SET notification_url = $2 WHERE id = $1",
+            [org.into(), receiver.url.clone().into()],
+        ))
+        .await
+        .expect("settings");
+    let settings = analytics::load_org(&env.db, org)
+        .await
+        .expect("org")
+        .expect("exists");
+    analytics::alerts::evaluate(&env.db, &settings, t("2026-03-10T12:00"), day("2026-03-10"))
+        .await
+        .expect("alerts");
+    env.db
+        .execute_unprepared(
+            "DELETE FROM notifications WHERE id NOT IN (SELECT min(id) FROM notifications)",
+        )
+        .await
+        .expect("keep one");
+    let policy = analytics::notify::Policy {
+        retry: jobs::runner::RetryPolicy {
+            base: std::time::Duration::from_millis(1),
+            cap: std::time::Duration::from_millis(2),
+            max_attempts: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let http = reqwest::Client::new();
+
+    // Act: two attempts, both refused.
+    let first = analytics::notify::send_due(&env.db, &http, &policy, 10)
+        .await
+        .expect("send");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let second = analytics::notify::send_due(&env.db, &http, &policy, 10)
+        .await
+        .expect("send");
+
+    // Assert: retried once, then a dead letter in the sendNotification queue.
+    assert_eq!((first.failed, second.dead), (1, 1));
+    let letters = jobs::dead_letters::list(
+        &env.db,
+        jobs::dead_letters::Scope::Platform,
+        Some("sendNotification"),
+        10,
+    )
+    .await
+    .expect("letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].attempts, 2);
+    assert!(letters[0].error.contains("503"), "{}", letters[0].error);
+
+    // Re-driven, it goes out with a fresh budget and lands.
+    let (code, stdout, stderr) = env.worker_command(&["dlq", "retry", &letters[0].id.to_string()]);
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    let third = analytics::notify::send_due(&env.db, &http, &policy, 10)
+        .await
+        .expect("send");
+    assert_eq!(third.sent, 1);
+    assert_eq!(receiver.requests.lock().expect("lock").len(), 3);
+    env.teardown().await;
+}

@@ -143,3 +143,80 @@ async fn the_nightly_run_recomputes_yesterday_where_it_is_two_in_the_morning() {
     );
     env.teardown().await;
 }
+
+#[tokio::test]
+async fn two_worker_processes_run_each_alert_tick_exactly_once() {
+    // Arrange: two real worker processes whose alert schedule fires every minute.
+    let env = Env::new().await;
+    let vars = [
+        ("SCHEDULE_HOURLY_ALERTS", "0 * * * * *"),
+        ("SCHEDULE_NIGHTLY_ATTENDANCE", "off"),
+        ("SCHEDULE_NIGHTLY_ANALYTICS", "off"),
+    ];
+    let mut a = env.worker_process(&vars);
+    let mut b = env.worker_process(&vars);
+
+    // Act: wait for the first tick to be run.
+    crate::helpers::eventually(std::time::Duration::from_secs(90), "an alert tick ran", || async {
+        env.number(
+            "SELECT count(*) AS n FROM schedule_ticks WHERE schedule = 'hourlyAlerts' AND outcome = 'ok'",
+            vec![],
+        )
+        .await
+            >= 1
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+
+    // Assert: both processes are alive, and every tick has one claim, finished once.
+    assert!(a.try_wait().expect("a").is_none() && b.try_wait().expect("b").is_none());
+    let unfinished_or_doubled = env
+        .number(
+            "SELECT count(*) AS n FROM (SELECT tick FROM schedule_ticks WHERE schedule = 'hourlyAlerts' \
+             GROUP BY tick HAVING count(*) <> 1 OR bool_or(finished_at IS NULL)) x",
+            vec![],
+        )
+        .await;
+    assert_eq!(unfinished_or_doubled, 0);
+    crate::helpers::terminate(&a);
+    crate::helpers::terminate(&b);
+    let _ = (a.wait(), b.wait());
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn the_nightly_analytics_run_moves_the_dora_windows_on_without_new_events() {
+    // Arrange: an organization without any event.
+    let env = Env::new().await;
+    let org = accounts::create_org(&env.db, "Quiet", "UTC")
+        .await
+        .expect("org");
+    let today = Utc::now().date_naive();
+    let tick = today.and_hms_opt(2, 0, 0).expect("02:00").and_utc();
+
+    // Act
+    assert!(
+        run_tick(
+            &env.db,
+            worker::schedule::NIGHTLY_ANALYTICS,
+            tick,
+            "worker-a"
+        )
+        .await
+    );
+
+    // Assert: yesterday's and today's rows exist (zero deployments, band low).
+    let rows = env
+        .number(
+            "SELECT count(*) AS n FROM dora_metrics WHERE org_id = $1 AND band = 'low' \
+             AND day IN ($2, $3) AND repository IS NULL",
+            vec![
+                org.id.into(),
+                (today - chrono::Duration::days(1)).into(),
+                today.into(),
+            ],
+        )
+        .await;
+    assert_eq!(rows, 4, "two days × two windows");
+    env.teardown().await;
+}
