@@ -1,6 +1,7 @@
 //! Sign-in, token rotation, sign-out, throttling, invites and device tokens, over HTTP.
 
 use jobs::people::Role;
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::helpers::{Call, PASSWORD, spawn_app};
@@ -484,6 +485,101 @@ async fn a_developer_sees_everything_stored_about_them_and_no_secret_hashes() {
     assert!(
         !text.contains("admin@acme.test"),
         "only the caller's own data"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn admins_set_analytics_and_notification_settings_with_clear_errors() {
+    // Arrange
+    let app = spawn_app().await;
+    let org = app.create_org("Acme").await;
+    let owner = app.person(org, "owner@acme.test", Role::Owner).await;
+    let patch = |body: serde_json::Value| Call {
+        method: reqwest::Method::PATCH,
+        path: "/api/v1/organization",
+        token: Some(&owner.access),
+        body: Some(body),
+    };
+
+    // Act: valid settings, then each kind of mistake.
+    let (status, body) = app
+        .call(patch(json!({
+            "analytics": {"cycle_time_target_hours": 48, "score_weights": {"wip_hygiene": 0}},
+            "notification_url": "https://hooks.example.test/devpulse",
+            "notification_secret": "a-long-enough-secret",
+        })))
+        .await;
+    let refused = [
+        (
+            json!({"analytics": {"cycle_target": 1}}),
+            "invalid_analytics_settings",
+        ),
+        (
+            json!({"analytics": {"incident_label_pattern": "(unclosed"}}),
+            "invalid_analytics_settings",
+        ),
+        (
+            json!({"analytics": {"score_weights": {"flow_predictability": 0, "review_responsiveness": 0, "change_stability": 0, "wip_hygiene": 0}}}),
+            "invalid_analytics_settings",
+        ),
+        (
+            json!({"notification_url": "ftp://example.test/x"}),
+            "invalid_notification_url",
+        ),
+        (
+            json!({"notification_secret": "short"}),
+            "invalid_notification_secret",
+        ),
+    ];
+
+    // Assert: the settings in effect, defaults filled in; the secret is never shown.
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["analytics"]["cycle_time_target_hours"], 48);
+    assert_eq!(body["analytics"]["pickup_sla_hours"], 24);
+    assert_eq!(body["analytics"]["score_weights"]["wip_hygiene"], 0.0);
+    assert_eq!(
+        body["analytics"]["score_weights"]["flow_predictability"],
+        1.0
+    );
+    assert_eq!(
+        body["notification_url"],
+        "https://hooks.example.test/devpulse"
+    );
+    assert_eq!(body["notification_secret_set"], true);
+    assert!(!body.to_string().contains("a-long-enough-secret"));
+    let marked = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT count(*) AS n FROM analytics_dirty WHERE organization_id = {org}"),
+        ))
+        .await
+        .expect("query")
+        .expect("row")
+        .try_get::<i64>("", "n")
+        .expect("n");
+    assert_eq!(
+        marked, 90,
+        "recent history is recomputed under the new settings"
+    );
+    for (request, code) in refused {
+        let (status, body) = app.call(patch(request.clone())).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (422, Some(code)),
+            "{request}: {body}"
+        );
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+    let (_, body) = app.call(patch(json!({"notification_url": null}))).await;
+    assert_eq!(body["notification_url"], serde_json::Value::Null);
+    assert_eq!(
+        body["analytics"]["cycle_time_target_hours"], 48,
+        "unchanged"
     );
     app.stop().await;
 }

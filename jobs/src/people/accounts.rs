@@ -24,10 +24,17 @@ pub struct Organization {
     pub daily_target_seconds: i32,
     pub github_login: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The analytics settings in effect (every key, defaults filled in).
+    pub analytics: serde_json::Value,
+    /// Where health-alert notifications are POSTed.
+    pub notification_url: Option<String>,
+    /// Whether notifications are signed (the secret itself is never shown).
+    pub notification_secret_set: bool,
 }
 
 const ORG_COLUMNS: &str = "id, name, status, time_zone, session_limit_seconds, \
-     daily_target_seconds, github_login, created_at";
+     daily_target_seconds, github_login, created_at, analytics_settings, notification_url, \
+     notification_secret IS NOT NULL AS notification_secret_set";
 
 fn organization(row: &QueryResult) -> Result<Organization, DbErr> {
     Ok(Organization {
@@ -39,6 +46,13 @@ fn organization(row: &QueryResult) -> Result<Organization, DbErr> {
         daily_target_seconds: row.try_get("", "daily_target_seconds")?,
         github_login: row.try_get("", "github_login")?,
         created_at: row.try_get("", "created_at")?,
+        analytics: serde_json::to_value(
+            crate::analytics::Settings::from_json(&row.try_get("", "analytics_settings")?)
+                .unwrap_or_default(),
+        )
+        .map_err(|e| DbErr::Custom(e.to_string()))?,
+        notification_url: row.try_get("", "notification_url")?,
+        notification_secret_set: row.try_get("", "notification_secret_set")?,
     })
 }
 
@@ -106,6 +120,29 @@ pub struct OrgChanges {
     pub time_zone: Option<String>,
     pub session_limit_seconds: Option<i32>,
     pub daily_target_seconds: Option<i32>,
+    /// Replaces the analytics settings (missing keys take their defaults).
+    pub analytics: Option<serde_json::Value>,
+    /// `Some(None)` turns notifications off.
+    pub notification_url: Option<Option<String>>,
+    /// `Some(None)` sends them unsigned.
+    pub notification_secret: Option<Option<String>>,
+}
+
+/// Days recomputed when the analytics settings or the time zone change (older history: `worker
+/// recompute`).
+pub const RECOMPUTE_DAYS_ON_CHANGE: i32 = 90;
+
+fn check_notification_url(url: &str) -> Result<(), PeopleError> {
+    let parsed = url::Url::parse(url).ok();
+    if url.len() > 2000
+        || !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+    {
+        return Err(PeopleError::invalid(
+            "invalid_notification_url",
+            "notification_url must be an http or https URL of at most 2000 characters",
+        ));
+    }
+    Ok(())
 }
 
 pub async fn update_org<C: ConnectionTrait>(
@@ -140,13 +177,41 @@ pub async fn update_org<C: ConnectionTrait>(
             "daily_target_seconds must be between 0 and 86400",
         ));
     }
+    let analytics = changes
+        .analytics
+        .as_ref()
+        .map(|raw| {
+            crate::analytics::Settings::from_json(raw)
+                .map_err(|e| PeopleError::invalid("invalid_analytics_settings", e.to_string()))
+                .and_then(|s| {
+                    serde_json::to_value(s).map_err(|e| {
+                        PeopleError::invalid("invalid_analytics_settings", e.to_string())
+                    })
+                })
+        })
+        .transpose()?;
+    if let Some(Some(url)) = &changes.notification_url {
+        check_notification_url(url)?;
+    }
+    if let Some(Some(secret)) = &changes.notification_secret
+        && !(16..=200).contains(&secret.len())
+    {
+        return Err(PeopleError::invalid(
+            "invalid_notification_secret",
+            "notification_secret must be 16 to 200 characters",
+        ));
+    }
+    let recompute = analytics.is_some() || changes.time_zone.is_some();
     let row = db
         .query_one_raw(stmt(
             &format!(
                 "UPDATE organizations SET name = COALESCE($2, name), \
                     time_zone = COALESCE($3, time_zone), \
                     session_limit_seconds = COALESCE($4, session_limit_seconds), \
-                    daily_target_seconds = COALESCE($5, daily_target_seconds) \
+                    daily_target_seconds = COALESCE($5, daily_target_seconds), \
+                    analytics_settings = COALESCE($6, analytics_settings), \
+                    notification_url = CASE WHEN $7 THEN $8 ELSE notification_url END, \
+                    notification_secret = CASE WHEN $9 THEN $10 ELSE notification_secret END \
                  WHERE id = $1 RETURNING {ORG_COLUMNS}"
             ),
             [
@@ -155,10 +220,27 @@ pub async fn update_org<C: ConnectionTrait>(
                 changes.time_zone.into(),
                 changes.session_limit_seconds.into(),
                 changes.daily_target_seconds.into(),
+                analytics.into(),
+                changes.notification_url.is_some().into(),
+                changes.notification_url.flatten().into(),
+                changes.notification_secret.is_some().into(),
+                changes.notification_secret.flatten().into(),
             ],
         ))
         .await?
         .ok_or(PeopleError::NotFound("no such organization"))?;
+    if recompute {
+        // The new definitions apply to recent history at once; the drain recomputes it.
+        db.execute_raw(stmt(
+            "INSERT INTO analytics_dirty (organization_id, day) \
+             SELECT id, d::date FROM organizations, generate_series( \
+                (now() AT TIME ZONE time_zone)::date - $2, (now() AT TIME ZONE time_zone)::date, \
+                interval '1 day') d \
+             WHERE id = $1 ON CONFLICT DO NOTHING",
+            [org.0.into(), (RECOMPUTE_DAYS_ON_CHANGE - 1).into()],
+        ))
+        .await?;
+    }
     Ok(organization(&row)?)
 }
 

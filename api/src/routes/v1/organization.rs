@@ -7,7 +7,7 @@ use jobs::people::{
 };
 use serde::Deserialize;
 
-use super::ApiJson;
+use super::{ApiJson, double_option};
 use crate::{auth::Caller, error::ApiError, startup::AppState};
 
 #[tracing::instrument(skip_all, fields(org = %caller.org))]
@@ -30,6 +30,14 @@ pub struct UpdateRequest {
     session_limit_seconds: Option<i32>,
     /// Active time beyond this counts as overtime (0–86400).
     daily_target_seconds: Option<i32>,
+    /// Analytics settings (docs/METRICS.md); replaces them, missing keys take defaults.
+    analytics: Option<serde_json::Value>,
+    /// Where health-alert notifications go; null turns them off.
+    #[serde(default, deserialize_with = "double_option")]
+    notification_url: Option<Option<String>>,
+    /// Signs notifications (16–200 characters); null sends them unsigned. Never shown again.
+    #[serde(default, deserialize_with = "double_option")]
+    notification_secret: Option<Option<String>>,
 }
 
 #[tracing::instrument(skip_all, fields(org = %caller.org))]
@@ -47,6 +55,9 @@ pub async fn update(
             time_zone: body.time_zone,
             session_limit_seconds: body.session_limit_seconds,
             daily_target_seconds: body.daily_target_seconds,
+            analytics: body.analytics,
+            notification_url: body.notification_url,
+            notification_secret: body.notification_secret,
         },
     )
     .await?;
