@@ -51,8 +51,8 @@ pub async fn run(db: DatabaseConnection, shutdown: CancellationToken) {
             }
         }
         if let Some(http) = &http {
-            match notify::send_due(&db, http, &policy, 50).await {
-                Ok(r) if r == notify::SendReport::default() => {}
+            match send_due(&db, http, &policy, 50).await {
+                Ok(r) if r == SendReport::default() => {}
                 Ok(r) => tracing::info!(
                     sent = r.sent,
                     failed = r.failed,
@@ -166,4 +166,77 @@ pub async fn recompute_command(
         )?;
     }
     Ok(())
+}
+
+/// Notifications sent, retried and dead-lettered by one [`send_due`] round.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendReport {
+    pub sent: u64,
+    pub failed: u64,
+    pub dead: u64,
+}
+
+/// Sends up to `batch` due notifications (claimed, and their attempts counted, first).
+pub async fn send_due(
+    db: &DatabaseConnection,
+    http: &reqwest::Client,
+    policy: &notify::Policy,
+    batch: i64,
+) -> Result<SendReport, DbErr> {
+    let mut report = SendReport::default();
+    for n in notify::claim_due(db, policy, batch).await? {
+        let result = match &n.url {
+            None => Err(notify::Failure {
+                permanent: true,
+                error: "the organization has no notification URL".to_owned(),
+            }),
+            Some(url) => post(http, policy, url, n.secret.as_deref(), n.id, &n.body).await,
+        };
+        match notify::record(db, policy, &n, result).await? {
+            notify::Outcome::Sent => report.sent += 1,
+            notify::Outcome::Retrying => report.failed += 1,
+            notify::Outcome::Dead => report.dead += 1,
+        }
+    }
+    Ok(report)
+}
+
+/// One POST of a notification body.
+async fn post(
+    http: &reqwest::Client,
+    policy: &notify::Policy,
+    url: &str,
+    secret: Option<&str>,
+    id: i64,
+    body: &str,
+) -> Result<(), notify::Failure> {
+    let mut request = http
+        .post(url)
+        .timeout(policy.timeout)
+        .header("content-type", "application/json")
+        .header("user-agent", "DevPulse-Notifications")
+        .header("x-devpulse-event", "health_alert")
+        .header("x-devpulse-delivery", id.to_string());
+    if let Some(secret) = secret {
+        request = request.header(
+            "x-devpulse-signature-256",
+            notify::signature(secret.as_bytes(), body.as_bytes()),
+        );
+    }
+    let response = request
+        .body(body.to_owned())
+        .send()
+        .await
+        .map_err(|e| notify::Failure {
+            permanent: false,
+            error: format!("request failed: {e}"),
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    Err(notify::Failure {
+        permanent: status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429,
+        error: format!("the receiver answered {status}"),
+    })
 }

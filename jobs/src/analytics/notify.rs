@@ -1,7 +1,7 @@
-//! Outgoing notifications: a Slack-compatible JSON body (`text`, plus `event` and `alert`),
-//! POSTed to the organization's webhook URL and signed with HMAC-SHA256 of the exact body in
-//! `X-DevPulse-Signature-256: sha256=<hex>`. Each has an id (`X-DevPulse-Delivery`) so the
-//! receiver can drop a repeat: delivery is at least once.
+//! Outgoing notifications, the PostgreSQL side: claiming due ones, recording how a send went,
+//! dead letters. The body is Slack-compatible JSON (`text`, plus `event` and `alert`), signed with
+//! HMAC-SHA256 of the exact body ([`signature`]); the HTTP request itself is the worker's
+//! (`worker::analytics`), since this crate knows nothing of HTTP.
 //!
 //! Retries are the platform's: the attempt is counted before the request is sent, backoff is
 //! exponential with jitter, a 4xx other than 408/429 is permanent, and a notification out of
@@ -45,30 +45,41 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SendReport {
-    pub sent: u64,
-    pub failed: u64,
-    pub dead: u64,
+/// A notification claimed for sending.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub id: i64,
+    pub org_id: i64,
+    /// This attempt's number (already counted).
+    pub attempts: i32,
+    pub url: Option<String>,
+    pub secret: Option<String>,
+    pub body: String,
 }
 
-struct Claimed {
-    id: i64,
-    org_id: i64,
-    attempts: i32,
-    url: Option<String>,
-    secret: Option<String>,
-    body: String,
+/// Why a send did not land.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// Will never land (a 4xx other than 408/429, no URL): dead-letter at once.
+    pub permanent: bool,
+    pub error: String,
 }
 
-/// Sends up to `batch` due notifications. Claiming counts the attempt and hides the row for
-/// the lease, in its own transaction, before any request leaves.
-pub async fn send_due(
-    db: &DatabaseConnection,
-    http: &reqwest::Client,
+/// What became of a notification after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    Retrying,
+    Dead,
+}
+
+/// Claims up to `batch` due notifications: the attempt is counted and the row hidden from other
+/// workers for the lease, committed before any request leaves.
+pub async fn claim_due<C: ConnectionTrait>(
+    db: &C,
     policy: &Policy,
     batch: i64,
-) -> Result<SendReport, DbErr> {
+) -> Result<Vec<Due>, DbErr> {
     let rows = db
         .query_all_raw(stmt(
             "UPDATE notifications n SET attempts = n.attempts + 1, \
@@ -83,94 +94,62 @@ pub async fn send_due(
             [batch.into(), policy.lease.as_secs_f64().into()],
         ))
         .await?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    for r in &rows {
-        claimed.push(Claimed {
-            id: r.try_get("", "id")?,
-            org_id: r.try_get("", "org_id")?,
-            attempts: r.try_get("", "attempts")?,
-            url: r.try_get("", "notification_url")?,
-            secret: r.try_get("", "notification_secret")?,
-            body: r.try_get("", "body")?,
-        });
-    }
-    let mut report = SendReport::default();
-    for n in claimed {
-        let outcome = match &n.url {
-            None => Err((true, "the organization has no notification URL".to_owned())),
-            Some(url) => post(http, policy, url, n.secret.as_deref(), n.id, &n.body).await,
-        };
-        match outcome {
-            Ok(()) => {
-                db.execute_raw(stmt(
-                    "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL \
-                     WHERE id = $1",
-                    [n.id.into()],
-                ))
-                .await?;
-                report.sent += 1;
+    rows.iter()
+        .map(|r| {
+            Ok(Due {
+                id: r.try_get("", "id")?,
+                org_id: r.try_get("", "org_id")?,
+                attempts: r.try_get("", "attempts")?,
+                url: r.try_get("", "notification_url")?,
+                secret: r.try_get("", "notification_secret")?,
+                body: r.try_get("", "body")?,
+            })
+        })
+        .collect()
+}
+
+/// Records how an attempt went: sent, retried later, or dead-lettered.
+pub async fn record(
+    db: &DatabaseConnection,
+    policy: &Policy,
+    n: &Due,
+    result: Result<(), Failure>,
+) -> Result<Outcome, DbErr> {
+    match result {
+        Ok(()) => {
+            db.execute_raw(stmt(
+                "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL \
+                 WHERE id = $1",
+                [n.id.into()],
+            ))
+            .await?;
+            Ok(Outcome::Sent)
+        }
+        Err(failure) => {
+            tracing::warn!(notification_id = n.id, organization_id = n.org_id,
+                attempts = n.attempts, error = %failure.error, "notification not delivered");
+            let budget = i32::try_from(policy.retry.max_attempts).unwrap_or(i32::MAX);
+            if failure.permanent || n.attempts >= budget {
+                bury(db, n, failure.permanent, &failure.error).await?;
+                return Ok(Outcome::Dead);
             }
-            Err((permanent, error)) => {
-                tracing::warn!(notification_id = n.id, organization_id = n.org_id,
-                    attempts = n.attempts, %error, "notification not delivered");
-                let budget = i32::try_from(policy.retry.max_attempts).unwrap_or(i32::MAX);
-                if permanent || n.attempts >= budget {
-                    bury(db, &n, permanent, &error).await?;
-                    report.dead += 1;
-                } else {
-                    let delay = policy.retry.delay(n.attempts);
-                    db.execute_raw(stmt(
-                        "UPDATE notifications SET last_error = $2, \
-                            next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
-                        [n.id.into(), error.into(), delay.as_secs_f64().into()],
-                    ))
-                    .await?;
-                    report.failed += 1;
-                }
-            }
+            let delay = policy.retry.delay(n.attempts);
+            db.execute_raw(stmt(
+                "UPDATE notifications SET last_error = $2, \
+                    next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
+                [
+                    n.id.into(),
+                    failure.error.into(),
+                    delay.as_secs_f64().into(),
+                ],
+            ))
+            .await?;
+            Ok(Outcome::Retrying)
         }
     }
-    Ok(report)
 }
 
-/// One POST; `Err((permanent, why))` when it did not land.
-async fn post(
-    http: &reqwest::Client,
-    policy: &Policy,
-    url: &str,
-    secret: Option<&str>,
-    id: i64,
-    body: &str,
-) -> Result<(), (bool, String)> {
-    let response = http
-        .post(url)
-        .timeout(policy.timeout)
-        .header("content-type", "application/json")
-        .header("user-agent", "DevPulse-Notifications")
-        .header("x-devpulse-event", "health_alert")
-        .header("x-devpulse-delivery", id.to_string())
-        .header(
-            "x-devpulse-signature-256",
-            signature(secret.unwrap_or("").as_bytes(), body.as_bytes()),
-        )
-        .body(body.to_owned())
-        .send()
-        .await
-        .map_err(|e| (false, format!("request failed: {e}")))?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let permanent = status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429;
-    Err((permanent, format!("the receiver answered {status}")))
-}
-
-async fn bury(
-    db: &DatabaseConnection,
-    n: &Claimed,
-    permanent: bool,
-    error: &str,
-) -> Result<(), DbErr> {
+async fn bury(db: &DatabaseConnection, n: &Due, permanent: bool, error: &str) -> Result<(), DbErr> {
     let txn = db.begin().await?;
     txn.execute_raw(stmt(
         "UPDATE notifications SET status = 'dead', last_error = $2 WHERE id = $1",

@@ -846,7 +846,7 @@ async fn alerts_open_once_resolve_when_the_condition_clears_and_notify_signed() 
         ]
     );
     let sent =
-        analytics::notify::send_due(&env.db, &reqwest::Client::new(), &Default::default(), 10)
+        worker::analytics::send_due(&env.db, &reqwest::Client::new(), &Default::default(), 10)
             .await
             .expect("send");
     assert_eq!(sent.sent, 3);
@@ -892,7 +892,7 @@ async fn alerts_open_once_resolve_when_the_condition_clears_and_notify_signed() 
             .await
             .contains(&"stale_pr acme/api#6".to_owned())
     );
-    analytics::notify::send_due(&env.db, &reqwest::Client::new(), &Default::default(), 10)
+    worker::analytics::send_due(&env.db, &reqwest::Client::new(), &Default::default(), 10)
         .await
         .expect("send");
     let resolved: Vec<_> = receiver
@@ -947,11 +947,11 @@ async fn a_notification_the_receiver_keeps_refusing_ends_in_the_dead_letter_queu
     let http = reqwest::Client::new();
 
     // Act: two attempts, both refused.
-    let first = analytics::notify::send_due(&env.db, &http, &policy, 10)
+    let first = worker::analytics::send_due(&env.db, &http, &policy, 10)
         .await
         .expect("send");
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let second = analytics::notify::send_due(&env.db, &http, &policy, 10)
+    let second = worker::analytics::send_due(&env.db, &http, &policy, 10)
         .await
         .expect("send");
 
@@ -972,7 +972,7 @@ async fn a_notification_the_receiver_keeps_refusing_ends_in_the_dead_letter_queu
     // Re-driven, it goes out with a fresh budget and lands.
     let (code, stdout, stderr) = env.worker_command(&["dlq", "retry", &letters[0].id.to_string()]);
     assert_eq!(code, 0, "{stdout} {stderr}");
-    let third = analytics::notify::send_due(&env.db, &http, &policy, 10)
+    let third = worker::analytics::send_due(&env.db, &http, &policy, 10)
         .await
         .expect("send");
     assert_eq!(third.sent, 1);
