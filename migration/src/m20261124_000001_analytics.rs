@@ -66,13 +66,15 @@ CREATE TABLE incidents (
 );
 CREATE INDEX incidents_repository_idx ON incidents (repository_id, created_at);
 
--- (organization, local day) pairs whose metrics are out of date.
+-- (organization, local day) pairs whose metrics are out of date. Append-only marks (repeats
+-- allowed): a unique key would make every writer wait for a drain holding the same key.
 CREATE TABLE analytics_dirty (
+    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     organization_id BIGINT      NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     day             DATE        NOT NULL,
-    requested_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (organization_id, day)
+    requested_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+CREATE INDEX analytics_dirty_organization_idx ON analytics_dirty (organization_id, id);
 
 -- Per pull request: the times and durations every PR metric is built from (seconds).
 CREATE TABLE pr_metrics (

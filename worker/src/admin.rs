@@ -59,6 +59,12 @@ pub enum AdminCommand {
         to: NaiveDate,
         json: bool,
     },
+    LinkGithub {
+        org: OrgRef,
+        account_id: i64,
+        login: String,
+        json: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +180,24 @@ pub async fn execute(
                     out,
                     "password of {} set; their sign-ins and devices were ended",
                     user.email
+                )?;
+            }
+        }
+        AdminCommand::LinkGithub {
+            org,
+            account_id,
+            login,
+            json,
+        } => {
+            let org = resolve(db, &org).await?;
+            let org = accounts::link_github(db, org, account_id, &login).await?;
+            if json {
+                writeln!(out, "{}", serde_json::json!({ "organization_id": org.id }))?;
+            } else {
+                writeln!(
+                    out,
+                    "organization {} now receives the events of GitHub account {login} ({account_id})",
+                    org.id
                 )?;
             }
         }

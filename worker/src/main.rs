@@ -44,6 +44,29 @@ enum Command {
     /// The schedules: when each runs, and how its last run went (needs only DATABASE_URL).
     #[command(subcommand)]
     Cron(Cron),
+    /// Send a realistic demo history through the API: signed webhook deliveries and tracker
+    /// sessions (the owner's password is read from standard input).
+    Demo {
+        /// The API's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// The organization owner who invites the developers.
+        #[arg(long)]
+        owner_email: String,
+        /// The GitHub account the organization is connected to (worker admin link-github).
+        #[arg(long, default_value_t = 424_242)]
+        account_id: i64,
+        #[arg(long, default_value = "demo-co")]
+        account_login: String,
+        #[arg(long, default_value_t = 180, value_parser = clap::value_parser!(i64).range(1..=400))]
+        days: i64,
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(2..=500))]
+        developers: u16,
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=8))]
+        repositories: u16,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Recompute an organization's metrics, DORA and scores for a range of days, inclusive, in
     /// one transaction (needs only DATABASE_URL).
     Recompute {
@@ -103,6 +126,19 @@ enum Admin {
     SetPassword {
         #[arg(long, value_parser = parse_email)]
         email: Email,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Connect an organization to its GitHub account: the App's events for that account land in it.
+    LinkGithub {
+        #[arg(long, value_parser = parse_org)]
+        org: OrgRef,
+        /// The account's numeric GitHub id.
+        #[arg(long)]
+        account_id: i64,
+        /// The account's login.
+        #[arg(long)]
+        login: String,
         #[arg(long)]
         json: bool,
     },
@@ -223,6 +259,44 @@ async fn main() -> ExitCode {
             telemetry::init("warn,sqlx=error,sea_orm=error");
             telemetry::command_exit_code("worker admin", admin(command).await)
         }
+        Command::Demo {
+            api,
+            owner_email,
+            account_id,
+            account_login,
+            days,
+            developers,
+            repositories,
+            seed,
+        } => {
+            telemetry::init("warn,sqlx=error,sea_orm=error");
+            let result = async {
+                let vars = Vars::from_env();
+                let secret = vars
+                    .get("GITHUB_WEBHOOK_SECRET")
+                    .and_then(|s| s.split(',').next())
+                    .filter(|s| !s.trim().is_empty())
+                    .context("GITHUB_WEBHOOK_SECRET must be set to sign the deliveries")?
+                    .trim()
+                    .to_owned();
+                let config = worker::demo::DemoConfig {
+                    api,
+                    webhook_secret: secret,
+                    owner_email,
+                    owner_password: read_line("the owner's password")?,
+                    days,
+                    developers: usize::from(developers),
+                    repositories: usize::from(repositories),
+                    seed,
+                    account_id,
+                    account_login,
+                };
+                let report = worker::demo::run(&config).await?;
+                println!("{}", serde_json::to_string(&report)?);
+                anyhow::Ok(())
+            };
+            telemetry::command_exit_code("worker demo", result.await)
+        }
         Command::Recompute {
             org,
             from,
@@ -285,6 +359,17 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
             password: read_password()?,
             json,
         },
+        Admin::LinkGithub {
+            org,
+            account_id,
+            login,
+            json,
+        } => AdminCommand::LinkGithub {
+            org,
+            account_id,
+            login,
+            json,
+        },
         Admin::RecomputeAttendance {
             org,
             from,
@@ -301,6 +386,15 @@ async fn admin(command: Admin) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     worker::admin::execute(&db, command, &mut stdout).await?;
     Ok(())
+}
+
+/// One line of standard input, without its line ending.
+fn read_line(what: &str) -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .with_context(|| format!("reading {what} from standard input"))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 /// One line of standard input, without its line ending, as a password that meets the policy.

@@ -378,21 +378,24 @@ async fn refresh_outcomes(
     ))
     .await?;
     // Recovery: the next successful deployment to the same place that did not fail itself, or
-    // the incident's close if that came first.
+    // the incident's close if that came first. The window runs backwards so that its frame only
+    // grows (a frame that starts after the current row is recomputed for every row).
     txn.execute_raw(stmt(
         &format!(
             "CREATE TEMP TABLE nout ON COMMIT DROP AS \
+         WITH n AS ( \
+            SELECT o.*, CASE WHEN o.failure_cause IS NOT NULL THEN LEAST(o.incident_closed_at, \
+                min(o.finished_at) FILTER (WHERE o.outcome = 'success' AND o.failure_cause IS NULL) \
+                    OVER (PARTITION BY o.repository_id, o.environment \
+                          ORDER BY o.finished_at DESC, o.deployment_id DESC \
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) END AS at \
+            FROM oc o) \
          SELECT o.deployment_id, $1::int8 AS org_id, o.repository_id, o.repository, o.environment, \
             o.sha, o.outcome, o.finished_at, (o.finished_at AT TIME ZONE $2)::date AS day, \
-            o.failure_cause IS NOT NULL AS change_failed, o.failure_cause, r.at AS recovered_at, \
+            o.failure_cause IS NOT NULL AS change_failed, o.failure_cause, o.at AS recovered_at, \
             {recovery} AS recovery_s \
-         FROM oc o LEFT JOIN LATERAL ( \
-            SELECT LEAST(o.incident_closed_at, (SELECT min(x.finished_at) FROM oc x \
-                WHERE x.outcome = 'success' AND x.failure_cause IS NULL \
-                  AND x.repository_id = o.repository_id AND x.environment = o.environment \
-                  AND (x.finished_at, x.deployment_id) > (o.finished_at, o.deployment_id))) AS at \
-            ) r ON o.failure_cause IS NOT NULL",
-            recovery = secs("o.finished_at", "r.at")
+         FROM n o",
+            recovery = secs("o.finished_at", "o.at")
         ),
         [org.id.into(), org.time_zone.clone().into()],
     ))

@@ -36,7 +36,7 @@ pub async fn mark_times<C: ConnectionTrait>(
         &format!(
             "{INSERT} SELECT DISTINCT o.id, (t AT TIME ZONE o.time_zone)::date \
              FROM organizations o, unnest($2::timestamptz[]) t WHERE o.id = $1 \
-             ORDER BY 2 ON CONFLICT DO NOTHING"
+            "
         ),
         [org.into(), times.to_vec().into()],
     ))
@@ -65,7 +65,7 @@ pub async fn mark_pull_requests<C: ConnectionTrait>(
                 SELECT d FROM pr_metrics m CROSS JOIN LATERAL unnest(ARRAY[m.created_day, \
                     m.merged_day, m.closed_day, m.first_review_day, m.deployed_day]) d \
                 WHERE m.pull_request_id = ANY($2::int8[])) x \
-             WHERE d IS NOT NULL ORDER BY 2 ON CONFLICT DO NOTHING"
+             WHERE d IS NOT NULL"
         ),
         [org.into(), ids.to_vec().into()],
     ))
@@ -100,7 +100,7 @@ pub async fn mark_deployments<C: ConnectionTrait>(
                     ON m.repository_id = x.repository_id \
                    AND m.deployed_at >= LEAST(x.created_at, COALESCE(x.latest_status_at, x.created_at)) \
                 WHERE x.github_id = ANY($2::int8[])) y \
-             WHERE d IS NOT NULL ORDER BY 2 ON CONFLICT DO NOTHING"
+             WHERE d IS NOT NULL"
         ),
         [org.into(), ids.to_vec().into()],
     ))

@@ -192,25 +192,25 @@ pub async fn load_org<C: sea_orm::ConnectionTrait>(
     }))
 }
 
-/// Recomputes up to `max_days` dirty days of one organization (the one waiting longest that
-/// no other worker is on). Claiming, recomputing and forgetting the marks is one transaction:
+/// Recomputes the days of up to `max_marks` marks of one organization (the one waiting longest
+/// that no other worker is on; marks repeat, days are deduplicated). Claiming, recomputing and forgetting the marks is one transaction:
 /// a crash leaves them marked. Returns the organization and what was done, `None` when
 /// nothing waits.
 pub async fn drain_dirty(
     db: &sea_orm::DatabaseConnection,
-    max_days: i64,
+    max_marks: i64,
 ) -> Result<Option<(i64, compute::Report)>, sea_orm::DbErr> {
     use sea_orm::{ConnectionTrait, TransactionTrait};
     let txn = db.begin().await?;
     let rows = txn
         .query_all_raw(crate::domain::stmt(
-            "DELETE FROM analytics_dirty WHERE (organization_id, day) IN ( \
-                SELECT organization_id, day FROM analytics_dirty WHERE organization_id = ( \
-                    SELECT organization_id FROM analytics_dirty ORDER BY requested_at \
+            "DELETE FROM analytics_dirty WHERE id IN ( \
+                SELECT id FROM analytics_dirty WHERE organization_id = ( \
+                    SELECT organization_id FROM analytics_dirty ORDER BY id \
                     LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                ORDER BY day LIMIT $1 FOR UPDATE SKIP LOCKED) \
+                ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
              RETURNING organization_id, day",
-            [max_days.into()],
+            [max_marks.into()],
         ))
         .await?;
     let Some(first) = rows.first() else {

@@ -236,7 +236,7 @@ pub async fn update_org<C: ConnectionTrait>(
              SELECT id, d::date FROM organizations, generate_series( \
                 (now() AT TIME ZONE time_zone)::date - $2, (now() AT TIME ZONE time_zone)::date, \
                 interval '1 day') d \
-             WHERE id = $1 ON CONFLICT DO NOTHING",
+             WHERE id = $1",
             [org.0.into(), (RECOMPUTE_DAYS_ON_CHANGE - 1).into()],
         ))
         .await?;
@@ -719,4 +719,47 @@ pub async fn revoke_all_tokens<C: ConnectionTrait>(
         .await?;
     }
     Ok(())
+}
+
+/// Connects an organization made by hand (`worker admin create-org`) to its GitHub account, so
+/// that the GitHub App's events for that account land in it rather than in a new organization.
+pub async fn link_github<C: ConnectionTrait>(
+    db: &C,
+    org: OrgId,
+    account_id: i64,
+    login: &str,
+) -> Result<Organization, PeopleError> {
+    if account_id <= 0 || login.trim().is_empty() || login.len() > 100 {
+        return Err(PeopleError::invalid(
+            "invalid_github_account",
+            "a GitHub account needs a positive id and a login of 1 to 100 characters",
+        ));
+    }
+    let row = db
+        .query_one_raw(stmt(
+            &format!(
+                "UPDATE organizations SET github_account_id = $2, github_login = $3 \
+                 WHERE id = $1 AND (github_account_id IS NULL OR github_account_id = $2) \
+                 RETURNING {ORG_COLUMNS}"
+            ),
+            [org.0.into(), account_id.into(), login.trim().into()],
+        ))
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                PeopleError::invalid(
+                    "github_account_taken",
+                    "another organization already has this GitHub account",
+                )
+            } else {
+                e.into()
+            }
+        })?
+        .ok_or_else(|| {
+            PeopleError::invalid(
+                "github_account_taken",
+                "the organization is already connected to another GitHub account",
+            )
+        })?;
+    Ok(organization(&row)?)
 }
