@@ -100,6 +100,9 @@ fn number(id: i64) -> i32 {
     i32::try_from(id % 1_000_000).unwrap_or(1)
 }
 
+/// A merged pull request waiting for a deployment: (merge commit, merged at, number, title).
+type Merged = (String, DateTime<Utc>, i32, String);
+
 fn at(day: NaiveDate, hour: f64) -> DateTime<Utc> {
     let base = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
     base + TimeDelta::seconds((hour * 3600.0) as i64)
@@ -145,7 +148,7 @@ impl World {
         author: usize,
         day: NaiveDate,
         now: DateTime<Utc>,
-    ) -> Option<(String, DateTime<Utc>, i32, String)> {
+    ) -> Option<Merged> {
         let id = self.id();
         let number = number(id);
         let dev = self.devs[author].clone();
@@ -349,7 +352,7 @@ pub async fn run(config: &DemoConfig) -> Result<DemoReport, DemoError> {
     );
     let bot = Actor::bot(49_699_333, "dependabot[bot]");
     // Main-branch commits waiting for a deployment, per repository: (sha, merged, number, title).
-    let mut undeployed: Vec<Vec<(String, DateTime<Utc>, i32, String)>> =
+    let mut undeployed: Vec<Vec<Merged>> =
         vec![Vec::new(); repos.len()];
     for offset in 0..config.days {
         let day = first + TimeDelta::days(offset);
