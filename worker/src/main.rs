@@ -1,7 +1,7 @@
 //! `worker` binary: runs the job workers (default), the operator's dead-letter commands and the
 //! admin bootstrap commands.
 
-use std::process::ExitCode;
+use std::{io::Write, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -292,7 +292,8 @@ async fn main() -> ExitCode {
                     account_login,
                 };
                 let report = worker::demo::run(&config).await?;
-                println!("{}", serde_json::to_string(&report)?);
+                let mut stdout = std::io::stdout().lock();
+                writeln!(stdout, "{}", serde_json::to_string(&report)?)?;
                 anyhow::Ok(())
             };
             telemetry::command_exit_code("worker demo", result.await)
