@@ -17,6 +17,7 @@ pub struct Model {
     pub dead_at: DateTimeWithTimeZone,
     pub retried_at: Option<DateTimeWithTimeZone>,
     pub organization_id: Option<i64>,
+    pub notification_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,6 +19,9 @@ pub struct Model {
     pub daily_target_seconds: i32,
     pub created_at: DateTimeWithTimeZone,
     pub synced_at: DateTimeWithTimeZone,
+    pub analytics_settings: Json,
+    pub notification_url: Option<String>,
+    pub notification_secret: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -31,6 +31,10 @@ pub struct Model {
     pub commits_count: Option<i32>,
     pub updated_at: DateTimeWithTimeZone,
     pub synced_at: DateTimeWithTimeZone,
+    pub first_commit_at: Option<DateTimeWithTimeZone>,
+    pub reverts_repository: Option<String>,
+    pub reverts_number: Option<i32>,
+    pub reverts_title: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -352,8 +352,7 @@ pub async fn run(config: &DemoConfig) -> Result<DemoReport, DemoError> {
     );
     let bot = Actor::bot(49_699_333, "dependabot[bot]");
     // Main-branch commits waiting for a deployment, per repository: (sha, merged, number, title).
-    let mut undeployed: Vec<Vec<Merged>> =
-        vec![Vec::new(); repos.len()];
+    let mut undeployed: Vec<Vec<Merged>> = vec![Vec::new(); repos.len()];
     for offset in 0..config.days {
         let day = first + TimeDelta::days(offset);
         if matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {

@@ -979,3 +979,78 @@ async fn a_notification_the_receiver_keeps_refusing_ends_in_the_dead_letter_queu
     assert_eq!(receiver.requests.lock().expect("lock").len(), 3);
     env.teardown().await;
 }
+
+#[tokio::test]
+async fn the_precomputed_tables_read_through_their_entities() {
+    use entities::{
+        daily_metric, deployment_outcome, dora_metric, health_alert, incident, pr_metric,
+        reliability_score,
+    };
+    use sea_orm::EntityTrait;
+    let env = Env::new().await;
+    let events = history();
+    apply_all(&env, "h", &events).await;
+    drain(&env).await;
+    let settings = analytics::load_org(&env.db, org_id(&env).await)
+        .await
+        .expect("org")
+        .expect("exists");
+    analytics::alerts::evaluate(&env.db, &settings, t("2026-03-10T12:00"), day("2026-03-10"))
+        .await
+        .expect("alerts");
+
+    // Every column decodes into the entity's type (a renamed or retyped column fails here).
+    assert!(
+        !pr_metric::Entity::find()
+            .all(&env.db)
+            .await
+            .expect("pr_metrics")
+            .is_empty()
+    );
+    assert!(
+        !deployment_outcome::Entity::find()
+            .all(&env.db)
+            .await
+            .expect("outcomes")
+            .is_empty()
+    );
+    assert!(
+        !daily_metric::Entity::find()
+            .all(&env.db)
+            .await
+            .expect("daily")
+            .is_empty()
+    );
+    assert!(
+        !dora_metric::Entity::find()
+            .all(&env.db)
+            .await
+            .expect("dora")
+            .is_empty()
+    );
+    assert!(
+        !reliability_score::Entity::find()
+            .all(&env.db)
+            .await
+            .expect("scores")
+            .is_empty()
+    );
+    assert!(
+        !health_alert::Entity::find()
+            .all(&env.db)
+            .await
+            .expect("alerts")
+            .is_empty()
+    );
+    let incidents = incident::Entity::find()
+        .all(&env.db)
+        .await
+        .expect("incidents");
+    assert_eq!(incidents.len(), 3);
+    assert!(
+        incidents
+            .iter()
+            .any(|i| i.labels == vec!["Incident".to_owned()])
+    );
+    env.teardown().await;
+}
