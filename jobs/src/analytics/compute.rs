@@ -589,40 +589,53 @@ async fn dora_metrics(
     org: &i64,
     days: &[NaiveDate],
 ) -> Result<u64, DbErr> {
+    // Counts come from per-day aggregates (a window of 28 days is 28 rows, not every
+    // deployment in it); only the medians read single deployments and PRs. Scopes are joined on
+    // `key` (the repository, '' for the organization) so the planner can hash them.
     let sql = "\
         WITH grid AS ( \
-            SELECT t.day, w.window_days, s.repository \
+            SELECT t.day, w.window_days, s.repository, COALESCE(s.repository, '') AS key \
             FROM unnest($2::date[]) t (day), unnest(ARRAY[7, 28]) w (window_days), \
                 (SELECT NULL::text AS repository, NULL::date AS since UNION ALL \
                  SELECT repository, min(day) FROM deployment_outcomes \
                  WHERE org_id = $1 AND outcome = 'success' GROUP BY repository) s \
             WHERE s.since IS NULL OR t.day >= s.since), \
+        per_day AS ( \
+            SELECT COALESCE(repository, '') AS key, day, count(*) AS n, \
+                count(*) FILTER (WHERE change_failed) AS failed \
+            FROM deployment_outcomes \
+            WHERE org_id = $1 AND outcome = 'success' \
+              AND day > (SELECT min(d) FROM unnest($2::date[]) d) - 28 \
+              AND day <= (SELECT max(d) FROM unnest($2::date[]) d) \
+            GROUP BY GROUPING SETS ((repository, day), (day))), \
         dep AS ( \
-            SELECT g.day AS target, g.window_days, g.repository, o.day, o.change_failed, o.recovery_s \
-            FROM grid g JOIN deployment_outcomes o ON o.org_id = $1 AND o.outcome = 'success' \
-                AND o.day > g.day - g.window_days AND o.day <= g.day \
-                AND (g.repository IS NULL OR o.repository = g.repository)), \
+            SELECT g.day AS target, g.window_days, g.key, d.day, d.n, d.failed \
+            FROM grid g JOIN per_day d ON d.key = g.key \
+                AND d.day > g.day - g.window_days AND d.day <= g.day), \
         agg AS ( \
-            SELECT target, window_days, repository, count(*) AS n, count(DISTINCT day) AS days, \
-                count(*) FILTER (WHERE change_failed) AS failed, \
-                round(percentile_cont(0.5) WITHIN GROUP (ORDER BY recovery_s) \
-                    FILTER (WHERE change_failed))::bigint AS recovery_p50, \
-                count(recovery_s) FILTER (WHERE change_failed) AS recovered, \
-                count(*) FILTER (WHERE change_failed AND recovery_s IS NULL) AS unrecovered \
+            SELECT target, window_days, key, sum(n) AS n, count(*) AS days, sum(failed) AS failed \
             FROM dep GROUP BY 1, 2, 3), \
         weeks AS ( \
-            SELECT target, window_days, repository, (target - day) / 7 AS k, \
-                count(DISTINCT day) AS active \
+            SELECT target, window_days, key, (target - day) / 7 AS k, count(*) AS active \
             FROM dep GROUP BY 1, 2, 3, 4), \
         med AS ( \
-            SELECT g.day AS target, g.window_days, g.repository, \
+            SELECT g.day AS target, g.window_days, g.key, \
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY COALESCE(w.active, 0)) AS per_week \
             FROM grid g CROSS JOIN LATERAL generate_series(0, g.window_days / 7 - 1) AS gs (n) \
             LEFT JOIN weeks w ON w.target = g.day AND w.window_days = g.window_days \
-                AND w.repository IS NOT DISTINCT FROM g.repository AND w.k = gs.n \
+                AND w.key = g.key AND w.k = gs.n \
+            GROUP BY 1, 2, 3), \
+        rec AS ( \
+            SELECT g.day AS target, g.window_days, g.key, \
+                round(percentile_cont(0.5) WITHIN GROUP (ORDER BY o.recovery_s))::bigint AS p50, \
+                count(o.recovery_s) AS recovered, \
+                count(*) FILTER (WHERE o.recovery_s IS NULL) AS unrecovered \
+            FROM grid g JOIN deployment_outcomes o ON o.org_id = $1 AND o.change_failed \
+                AND o.day > g.day - g.window_days AND o.day <= g.day \
+                AND (g.repository IS NULL OR o.repository = g.repository) \
             GROUP BY 1, 2, 3), \
         lead AS ( \
-            SELECT g.day AS target, g.window_days, g.repository, \
+            SELECT g.day AS target, g.window_days, g.key, \
                 round(percentile_cont(0.5) WITHIN GROUP (ORDER BY m.lead_s))::bigint AS p50, \
                 count(*) AS n \
             FROM grid g JOIN pr_metrics m ON m.org_id = $1 \
@@ -638,14 +651,12 @@ async fn dora_metrics(
             CASE WHEN m.per_week >= 5 THEN 'elite' WHEN m.per_week >= 1 THEN 'high' \
                  WHEN COALESCE(a.n, 0) >= 1 THEN 'medium' ELSE 'low' END, \
             l.p50, COALESCE(l.n, 0), a.failed::float8 / NULLIF(a.n, 0), COALESCE(a.failed, 0), \
-            a.recovery_p50, COALESCE(a.recovered, 0), COALESCE(a.unrecovered, 0) \
+            r.p50, COALESCE(r.recovered, 0), COALESCE(r.unrecovered, 0) \
         FROM grid g \
-        JOIN med m ON m.target = g.day AND m.window_days = g.window_days \
-            AND m.repository IS NOT DISTINCT FROM g.repository \
-        LEFT JOIN agg a ON a.target = g.day AND a.window_days = g.window_days \
-            AND a.repository IS NOT DISTINCT FROM g.repository \
-        LEFT JOIN lead l ON l.target = g.day AND l.window_days = g.window_days \
-            AND l.repository IS NOT DISTINCT FROM g.repository";
+        JOIN med m ON m.target = g.day AND m.window_days = g.window_days AND m.key = g.key \
+        LEFT JOIN agg a ON a.target = g.day AND a.window_days = g.window_days AND a.key = g.key \
+        LEFT JOIN rec r ON r.target = g.day AND r.window_days = g.window_days AND r.key = g.key \
+        LEFT JOIN lead l ON l.target = g.day AND l.window_days = g.window_days AND l.key = g.key";
     replace(txn, "dora_metrics", "day", org, days).await?;
     Ok(txn
         .execute_raw(stmt(sql, [(*org).into(), days.to_vec().into()]))
