@@ -713,12 +713,18 @@ async fn reliability_scores(
             FROM wk JOIN prs p ON p.first_review_day BETWEEN wk.week AND wk.last_day \
             GROUP BY 1, 2, 3), \
          stab AS ( \
-            SELECT wk.week, x.scope, x.key, count(*) AS n, count(*) FILTER (WHERE o.change_failed) AS failed \
+            SELECT wk.week, 'org'::text AS scope, 'org'::text AS key, count(*) AS n, \
+                count(*) FILTER (WHERE o.change_failed) AS failed \
             FROM wk JOIN deployment_outcomes o ON o.org_id = $1 AND o.outcome = 'success' \
                 AND o.day BETWEEN wk.week AND wk.last_day \
-            CROSS JOIN LATERAL (SELECT 'org'::text AS scope, 'org'::text AS key \
-                UNION ALL SELECT DISTINCT 'team', p.key FROM prs p \
-                WHERE p.scope = 'team' AND p.deployment_id = o.deployment_id) x \
+            GROUP BY 1 \
+            UNION ALL \
+            SELECT wk.week, 'team', t.key, count(*), count(*) FILTER (WHERE o.change_failed) \
+            FROM wk JOIN deployment_outcomes o ON o.org_id = $1 AND o.outcome = 'success' \
+                AND o.day BETWEEN wk.week AND wk.last_day \
+            JOIN (SELECT DISTINCT key, deployment_id FROM prs \
+                  WHERE scope = 'team' AND deployment_id IS NOT NULL) t \
+                ON t.deployment_id = o.deployment_id \
             GROUP BY 1, 2, 3), \
          wip AS ( \
             SELECT wk.week, p.scope, p.key, count(*) AS open, \
