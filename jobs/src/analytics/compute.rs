@@ -111,7 +111,15 @@ pub async fn recompute_in(
         done: 0,
         total: chunks + 1 + chunks + (chunks + 1) + chunks.div_ceil(2).max(1),
     };
+    let mut phase_started = std::time::Instant::now();
     let mut step = |phase: &'static str, steps: &mut Progress| {
+        tracing::debug!(
+            organization_id = org.id,
+            phase,
+            ms = phase_started.elapsed().as_millis() as u64,
+            "recompute step"
+        );
+        phase_started = std::time::Instant::now();
         steps.phase = phase;
         steps.done += 1;
         steps.total = steps.total.max(steps.done);
@@ -323,53 +331,61 @@ async fn refresh_outcomes(
 ) -> Result<(u64, Vec<NaiveDate>), DbErr> {
     let s = &org.settings;
     let window_hours = i32::try_from(s.change_failure_window_hours).unwrap_or(i32::MAX);
-    // Incidents of the deployment's repository opened in [finish, until).
-    let incident = "FROM incidents i WHERE i.repository_id = b.repository_id AND NOT i.deleted \
-        AND i.created_at >= b.finished_at AND i.created_at < b.until \
-        AND EXISTS (SELECT 1 FROM unnest(i.labels) l WHERE l ~* $3)";
+    // Reverts and incidents are few: each is matched to the deployments whose window it falls
+    // in (a join), rather than every deployment probing for them.
     txn.execute_raw(stmt(
-        &format!(
-            "CREATE TEMP TABLE oc ON COMMIT DROP AS \
-             WITH s AS ( \
-                SELECT p.*, lead(p.finished_at) OVER w AS next_at, \
-                    lead(p.key_at) OVER w AS next_key_at, lead(p.key_pos) OVER w AS next_key_pos \
-                FROM prod p WHERE p.outcome = 'success' \
-                WINDOW w AS (PARTITION BY p.repository_id, p.environment \
-                    ORDER BY p.finished_at, p.deployment_id)), \
-             b AS ( \
-                SELECT s.*, LEAST(COALESCE(s.next_at, 'infinity'), \
-                    s.finished_at + make_interval(hours => $2)) AS until FROM s) \
-             SELECT b.deployment_id, b.repository_id, b.repository, b.environment, b.sha, \
-                b.outcome, b.finished_at, \
-                CASE WHEN EXISTS ( \
-                        SELECT 1 FROM pull_requests rv \
-                        JOIN pull_requests p ON p.organization_id = $1 AND p.merged_at IS NOT NULL \
-                            AND p.github_id <> rv.github_id \
-                            AND ((rv.reverts_number IS NOT NULL AND p.number = rv.reverts_number \
-                                  AND p.repository_id = CASE WHEN rv.reverts_repository IS NULL \
-                                      THEN rv.repository_id ELSE (SELECT x.github_id FROM repositories x \
-                                      WHERE x.organization_id = $1 \
-                                        AND lower(x.full_name) = lower(rv.reverts_repository) LIMIT 1) END) \
-                              OR (rv.reverts_title IS NOT NULL AND p.repository_id = rv.repository_id \
-                                  AND p.title = rv.reverts_title)) \
-                        JOIN pr_metrics pm ON pm.pull_request_id = p.github_id \
-                            AND pm.deployment_id = b.deployment_id \
-                        WHERE rv.organization_id = $1 \
-                          AND (rv.reverts_number IS NOT NULL OR rv.reverts_title IS NOT NULL) \
-                          AND rv.merged_at >= b.finished_at AND rv.merged_at < b.until) \
-                     THEN 'revert' \
-                     WHEN EXISTS (SELECT 1 {incident}) THEN 'incident' \
-                     WHEN b.next_at IS NOT NULL \
-                      AND b.next_at <= b.finished_at + make_interval(hours => $2) \
-                      AND b.key_at IS NOT NULL AND b.next_key_at IS NOT NULL \
-                      AND (b.next_key_at, b.next_key_pos) < (b.key_at, b.key_pos) \
-                     THEN 'rollback' END AS failure_cause, \
-                (SELECT min(i.closed_at) {incident}) AS incident_closed_at \
-             FROM b \
-             UNION ALL \
-             SELECT deployment_id, repository_id, repository, environment, sha, outcome, \
-                finished_at, NULL, NULL FROM prod WHERE outcome <> 'success'"
-        ),
+        "CREATE TEMP TABLE oc ON COMMIT DROP AS \
+         WITH s AS ( \
+            SELECT p.*, lead(p.finished_at) OVER w AS next_at, \
+                lead(p.key_at) OVER w AS next_key_at, lead(p.key_pos) OVER w AS next_key_pos \
+            FROM prod p WHERE p.outcome = 'success' \
+            WINDOW w AS (PARTITION BY p.repository_id, p.environment \
+                ORDER BY p.finished_at, p.deployment_id)), \
+         b AS ( \
+            SELECT s.*, LEAST(COALESCE(s.next_at, 'infinity'), \
+                s.finished_at + make_interval(hours => $2)) AS until FROM s), \
+         reverted AS ( \
+            SELECT pm.deployment_id, rv.merged_at \
+            FROM pull_requests rv \
+            JOIN pull_requests p ON p.organization_id = $1 AND p.merged_at IS NOT NULL \
+                AND p.github_id <> rv.github_id \
+                AND ((rv.reverts_number IS NOT NULL AND p.number = rv.reverts_number \
+                      AND p.repository_id = CASE WHEN rv.reverts_repository IS NULL \
+                          THEN rv.repository_id ELSE (SELECT x.github_id FROM repositories x \
+                          WHERE x.organization_id = $1 \
+                            AND lower(x.full_name) = lower(rv.reverts_repository) LIMIT 1) END) \
+                  OR (rv.reverts_title IS NOT NULL AND p.repository_id = rv.repository_id \
+                      AND p.title = rv.reverts_title)) \
+            JOIN pr_metrics pm ON pm.pull_request_id = p.github_id \
+                AND pm.deployment_id IS NOT NULL \
+            WHERE rv.organization_id = $1 AND rv.merged_at IS NOT NULL \
+              AND (rv.reverts_number IS NOT NULL OR rv.reverts_title IS NOT NULL)), \
+         by_revert AS ( \
+            SELECT DISTINCT b.deployment_id FROM b JOIN reverted r \
+                ON r.deployment_id = b.deployment_id \
+               AND r.merged_at >= b.finished_at AND r.merged_at < b.until), \
+         by_incident AS ( \
+            SELECT b.deployment_id, min(i.closed_at) AS closed_at \
+            FROM incidents i JOIN b ON b.repository_id = i.repository_id \
+                AND i.created_at >= b.finished_at AND i.created_at < b.until \
+            WHERE i.organization_id = $1 AND NOT i.deleted \
+              AND EXISTS (SELECT 1 FROM unnest(i.labels) l WHERE l ~* $3) \
+            GROUP BY b.deployment_id) \
+         SELECT b.deployment_id, b.repository_id, b.repository, b.environment, b.sha, \
+            b.outcome, b.finished_at, \
+            CASE WHEN r.deployment_id IS NOT NULL THEN 'revert' \
+                 WHEN i.deployment_id IS NOT NULL THEN 'incident' \
+                 WHEN b.next_at IS NOT NULL \
+                  AND b.next_at <= b.finished_at + make_interval(hours => $2) \
+                  AND b.key_at IS NOT NULL AND b.next_key_at IS NOT NULL \
+                  AND (b.next_key_at, b.next_key_pos) < (b.key_at, b.key_pos) \
+                 THEN 'rollback' END AS failure_cause, \
+            i.closed_at AS incident_closed_at \
+         FROM b LEFT JOIN by_revert r USING (deployment_id) \
+         LEFT JOIN by_incident i USING (deployment_id) \
+         UNION ALL \
+         SELECT deployment_id, repository_id, repository, environment, sha, outcome, \
+            finished_at, NULL, NULL FROM prod WHERE outcome <> 'success'",
         [
             org.id.into(),
             window_hours.into(),
@@ -726,19 +742,26 @@ async fn reliability_scores(
                   WHERE scope = 'team' AND deployment_id IS NOT NULL) t \
                 ON t.deployment_id = o.deployment_id \
             GROUP BY 1, 2, 3), \
+         acts AS ( \
+            SELECT x.id, array_agg(x.t) AS times FROM ( \
+                SELECT r.pull_request_id AS id, r.submitted_at AS t FROM base b \
+                JOIN reviews r ON r.pull_request_id = b.pull_request_id \
+                WHERE r.submitted_at IS NOT NULL \
+                UNION ALL \
+                SELECT c.pull_request_id, c.created_at FROM base b \
+                JOIN review_comments c ON c.pull_request_id = b.pull_request_id) x \
+            GROUP BY x.id), \
          wip AS ( \
             SELECT wk.week, p.scope, p.key, count(*) AS open, \
                 count(*) FILTER (WHERE GREATEST(p.created_at, \
                     CASE WHEN p.ready_at < wk.week_end THEN p.ready_at END, \
                     CASE WHEN pr.updated_at < wk.week_end THEN pr.updated_at END, \
-                    (SELECT max(r.submitted_at) FROM reviews r WHERE r.pull_request_id = p.pull_request_id \
-                        AND r.submitted_at < wk.week_end), \
-                    (SELECT max(c.created_at) FROM review_comments c \
-                        WHERE c.pull_request_id = p.pull_request_id AND c.created_at < wk.week_end)) \
+                    (SELECT max(t) FROM unnest(a.times) t WHERE t < wk.week_end)) \
                     < wk.week_end - make_interval(days => $6)) AS idle \
             FROM wk JOIN prs p ON p.created_at < wk.week_end \
                 AND COALESCE(p.merged_at, p.closed_at, 'infinity') >= wk.week_end \
             JOIN pull_requests pr ON pr.github_id = p.pull_request_id \
+            LEFT JOIN acts a ON a.id = p.pull_request_id \
             GROUP BY 1, 2, 3), \
          parts AS ( \
             SELECT wk.week, sc.scope, sc.key, \
