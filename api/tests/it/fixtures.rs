@@ -59,7 +59,7 @@ async fn every_example_payload_is_stored_verbatim_and_routed() {
         }
         seen_events.push(*event);
     }
-    assert_eq!(seen_events.len(), 11);
+    assert_eq!(seen_events.len(), JobKind::PROCESSED_EVENTS.len() + 1);
     let jobs = app.jobs_in_redis().await;
     assert_eq!(
         jobs.len(),
