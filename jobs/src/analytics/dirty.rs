@@ -44,16 +44,31 @@ pub async fn mark_times<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Runs a marking statement over `ids` ($1 the organization, $2 the ids), unless there are none.
+async fn mark_ids<C: ConnectionTrait>(
+    db: &C,
+    org: i64,
+    ids: &[i64],
+    sql: &str,
+) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    db.execute_raw(stmt(sql, [org.into(), ids.to_vec().into()]))
+        .await?;
+    Ok(())
+}
+
 /// Marks every day the metrics of these pull requests depend on, before and after the change.
 pub async fn mark_pull_requests<C: ConnectionTrait>(
     db: &C,
     org: i64,
     ids: &[i64],
 ) -> Result<(), DbErr> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    db.execute_raw(stmt(
+    mark_ids(
+        db,
+        org,
+        ids,
         &format!(
             "{INSERT} SELECT DISTINCT $1::int8, d FROM ( \
                 SELECT (t AT TIME ZONE o.time_zone)::date AS d \
@@ -67,10 +82,8 @@ pub async fn mark_pull_requests<C: ConnectionTrait>(
                 WHERE m.pull_request_id = ANY($2::int8[])) x \
              WHERE d IS NOT NULL"
         ),
-        [org.into(), ids.to_vec().into()],
-    ))
-    .await?;
-    Ok(())
+    )
+    .await
 }
 
 /// Marks a deployment's days and the merged days of the pull requests its outcome may link.
@@ -79,10 +92,10 @@ pub async fn mark_deployments<C: ConnectionTrait>(
     org: i64,
     ids: &[i64],
 ) -> Result<(), DbErr> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    db.execute_raw(stmt(
+    mark_ids(
+        db,
+        org,
+        ids,
         &format!(
             "{INSERT} SELECT DISTINCT $1::int8, d FROM ( \
                 SELECT (t AT TIME ZONE o.time_zone)::date AS d \
@@ -102,10 +115,8 @@ pub async fn mark_deployments<C: ConnectionTrait>(
                 WHERE x.github_id = ANY($2::int8[])) y \
              WHERE d IS NOT NULL"
         ),
-        [org.into(), ids.to_vec().into()],
-    ))
-    .await?;
-    Ok(())
+    )
+    .await
 }
 
 async fn ids<C: ConnectionTrait>(
