@@ -152,6 +152,7 @@ pub async fn recompute_in(
             .flat_map(|d| (0..WINDOWS[1]).map(move |k| *d + Duration::days(k))),
         today,
     );
+    let dora_spans = spans(&dora_days, DORA_SPAN);
     let weeks: Vec<NaiveDate> = changed
         .iter()
         .chain(&daily_days)
@@ -161,14 +162,14 @@ pub async fn recompute_in(
         .collect();
     steps.total = steps.done
         + daily_days.len().div_ceil(CHUNK)
-        + dora_days.len().div_ceil(CHUNK)
+        + dora_spans.len()
         + weeks.len().div_ceil(CHUNK / 7 + 1);
     for chunk in daily_days.chunks(CHUNK) {
         report.daily_rows += daily_metrics(txn, org, chunk).await?;
         step("daily metrics", &mut steps);
     }
-    for chunk in dora_days.chunks(CHUNK) {
-        report.dora_rows += dora_metrics(txn, &org.id, chunk).await?;
+    for span in &dora_spans {
+        report.dora_rows += super::dora::dora_metrics(txn, &org.id, span).await?;
         step("DORA", &mut steps);
     }
     for chunk in weeks.chunks(CHUNK / 7 + 1) {
@@ -176,6 +177,24 @@ pub async fn recompute_in(
         step("reliability scores", &mut steps);
     }
     Ok(report)
+}
+
+/// Most days one DORA statement covers: it reads its days and the 27 before them, so runs of
+/// nearby days go together and far-apart days (a dirty day in January and one in June) do not
+/// read the months between them.
+const DORA_SPAN: i64 = 92;
+
+/// `days` (sorted) cut where a gap exceeds a window or a piece would span more than `max`.
+fn spans(days: &[NaiveDate], max: i64) -> Vec<Vec<NaiveDate>> {
+    let mut out: Vec<Vec<NaiveDate>> = Vec::new();
+    for &d in days {
+        match out.last_mut() {
+            Some(s) if (d - s[s.len() - 1]).num_days() <= WINDOWS[1]
+                && (d - s[0]).num_days() < max => s.push(d),
+            _ => out.push(vec![d]),
+        }
+    }
+    out
 }
 
 pub fn monday(day: NaiveDate) -> NaiveDate {
@@ -594,88 +613,6 @@ async fn daily_metrics(
                 (*last).into(),
             ],
         ))
-        .await?
-        .rows_affected())
-}
-
-/// `dora_metrics` for windows of 7 and 28 days ending on each of `days`, for the organization
-/// and each repository from the day of its first successful production deployment.
-async fn dora_metrics(
-    txn: &DatabaseTransaction,
-    org: &i64,
-    days: &[NaiveDate],
-) -> Result<u64, DbErr> {
-    // Counts come from per-day aggregates (a window of 28 days is 28 rows, not every
-    // deployment in it); only the medians read single deployments and PRs. Scopes are joined on
-    // `key` (the repository, '' for the organization) so the planner can hash them.
-    let sql = "\
-        WITH grid AS ( \
-            SELECT t.day, w.window_days, s.repository, COALESCE(s.repository, '') AS key \
-            FROM unnest($2::date[]) t (day), unnest(ARRAY[7, 28]) w (window_days), \
-                (SELECT NULL::text AS repository, NULL::date AS since UNION ALL \
-                 SELECT repository, min(day) FROM deployment_outcomes \
-                 WHERE org_id = $1 AND outcome = 'success' GROUP BY repository) s \
-            WHERE s.since IS NULL OR t.day >= s.since), \
-        per_day AS ( \
-            SELECT COALESCE(repository, '') AS key, day, count(*) AS n, \
-                count(*) FILTER (WHERE change_failed) AS failed \
-            FROM deployment_outcomes \
-            WHERE org_id = $1 AND outcome = 'success' \
-              AND day > (SELECT min(d) FROM unnest($2::date[]) d) - 28 \
-              AND day <= (SELECT max(d) FROM unnest($2::date[]) d) \
-            GROUP BY GROUPING SETS ((repository, day), (day))), \
-        dep AS ( \
-            SELECT g.day AS target, g.window_days, g.key, d.day, d.n, d.failed \
-            FROM grid g JOIN per_day d ON d.key = g.key \
-                AND d.day > g.day - g.window_days AND d.day <= g.day), \
-        agg AS ( \
-            SELECT target, window_days, key, sum(n) AS n, count(*) AS days, sum(failed) AS failed \
-            FROM dep GROUP BY 1, 2, 3), \
-        weeks AS ( \
-            SELECT target, window_days, key, (target - day) / 7 AS k, count(*) AS active \
-            FROM dep GROUP BY 1, 2, 3, 4), \
-        med AS ( \
-            SELECT g.day AS target, g.window_days, g.key, \
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY COALESCE(w.active, 0)) AS per_week \
-            FROM grid g CROSS JOIN LATERAL generate_series(0, g.window_days / 7 - 1) AS gs (n) \
-            LEFT JOIN weeks w ON w.target = g.day AND w.window_days = g.window_days \
-                AND w.key = g.key AND w.k = gs.n \
-            GROUP BY 1, 2, 3), \
-        rec AS ( \
-            SELECT g.day AS target, g.window_days, g.key, \
-                round(percentile_cont(0.5) WITHIN GROUP (ORDER BY o.recovery_s))::bigint AS p50, \
-                count(o.recovery_s) AS recovered, \
-                count(*) FILTER (WHERE o.recovery_s IS NULL) AS unrecovered \
-            FROM grid g JOIN deployment_outcomes o ON o.org_id = $1 AND o.change_failed \
-                AND o.day > g.day - g.window_days AND o.day <= g.day \
-                AND (g.repository IS NULL OR o.repository = g.repository) \
-            GROUP BY 1, 2, 3), \
-        lead AS ( \
-            SELECT g.day AS target, g.window_days, g.key, \
-                round(percentile_cont(0.5) WITHIN GROUP (ORDER BY m.lead_s))::bigint AS p50, \
-                count(*) AS n \
-            FROM grid g JOIN pr_metrics m ON m.org_id = $1 \
-                AND m.deployed_day > g.day - g.window_days AND m.deployed_day <= g.day \
-                AND (g.repository IS NULL OR m.repository = g.repository) \
-                AND NOT m.author_is_bot AND m.lead_s IS NOT NULL \
-            GROUP BY 1, 2, 3) \
-        INSERT INTO dora_metrics (org_id, repository, day, window_days, deployments, deploy_days, \
-            deploy_days_per_week, band, lead_time_p50_s, lead_time_count, change_failure_rate, \
-            failed_deployments, recovery_time_p50_s, recovery_count, unrecovered_count) \
-        SELECT $1, g.repository, g.day, g.window_days, COALESCE(a.n, 0), COALESCE(a.days, 0), \
-            m.per_week, \
-            CASE WHEN m.per_week >= 5 THEN 'elite' WHEN m.per_week >= 1 THEN 'high' \
-                 WHEN COALESCE(a.n, 0) >= 1 THEN 'medium' ELSE 'low' END, \
-            l.p50, COALESCE(l.n, 0), a.failed::float8 / NULLIF(a.n, 0), COALESCE(a.failed, 0), \
-            r.p50, COALESCE(r.recovered, 0), COALESCE(r.unrecovered, 0) \
-        FROM grid g \
-        JOIN med m ON m.target = g.day AND m.window_days = g.window_days AND m.key = g.key \
-        LEFT JOIN agg a ON a.target = g.day AND a.window_days = g.window_days AND a.key = g.key \
-        LEFT JOIN rec r ON r.target = g.day AND r.window_days = g.window_days AND r.key = g.key \
-        LEFT JOIN lead l ON l.target = g.day AND l.window_days = g.window_days AND l.key = g.key";
-    replace(txn, "dora_metrics", "day", org, days).await?;
-    Ok(txn
-        .execute_raw(stmt(sql, [(*org).into(), days.to_vec().into()]))
         .await?
         .rows_affected())
 }

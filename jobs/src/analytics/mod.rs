@@ -9,6 +9,8 @@
 pub mod alerts;
 pub mod compute;
 pub mod dirty;
+mod dora;
+pub mod median;
 pub mod notify;
 
 use serde::{Deserialize, Serialize};
