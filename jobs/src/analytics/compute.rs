@@ -23,6 +23,7 @@ use crate::domain::stmt;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
     pub days: usize,
+    /// Pull requests whose `pr_metrics` row was written (new or changed).
     pub pull_requests: u64,
     pub deployments: u64,
     pub daily_rows: u64,
@@ -126,7 +127,9 @@ pub async fn recompute_in(
         progress(*steps);
     };
     // Large statements gain less from JIT than its compile time costs.
-    txn.execute_unprepared("SET LOCAL jit = off").await?;
+    // Sorts and hashes over a year of an organization's events stay in memory.
+    txn.execute_unprepared("SET LOCAL jit = off; SET LOCAL work_mem = '64MB'")
+        .await?;
     txn.execute_raw(stmt(
         "SELECT pg_advisory_xact_lock(hashtextextended('devpulse.analytics', $1))",
         [org.id.into()],
@@ -141,6 +144,7 @@ pub async fn recompute_in(
         changed.extend(lead_days);
         step("pull requests", &mut steps);
     }
+    analyze_if_large(txn, "pr_metrics", report.pull_requests).await?;
     let (deployments, outcome_days) = refresh_outcomes(txn, org).await?;
     report.deployments = deployments;
     step("deployments", &mut steps);
@@ -163,7 +167,7 @@ pub async fn recompute_in(
     steps.total = steps.done
         + daily_days.len().div_ceil(CHUNK)
         + dora_spans.len()
-        + weeks.len().div_ceil(CHUNK / 7 + 1);
+        + weeks.len().div_ceil(WEEKS);
     for chunk in daily_days.chunks(CHUNK) {
         report.daily_rows += daily_metrics(txn, org, chunk).await?;
         step("daily metrics", &mut steps);
@@ -172,12 +176,15 @@ pub async fn recompute_in(
         report.dora_rows += super::dora::dora_metrics(txn, &org.id, span).await?;
         step("DORA", &mut steps);
     }
-    for chunk in weeks.chunks(CHUNK / 7 + 1) {
+    for chunk in weeks.chunks(WEEKS) {
         report.score_rows += reliability_scores(txn, org, chunk).await?;
         step("reliability scores", &mut steps);
     }
     Ok(report)
 }
+
+/// ISO weeks per reliability-score statement (a quarter).
+const WEEKS: usize = 13;
 
 /// Most days one DORA statement covers: it reads its days and the 27 before them, so runs of
 /// nearby days go together and far-apart days (a dirty day in January and one in June) do not
@@ -189,13 +196,35 @@ fn spans(days: &[NaiveDate], max: i64) -> Vec<Vec<NaiveDate>> {
     let mut out: Vec<Vec<NaiveDate>> = Vec::new();
     for &d in days {
         match out.last_mut() {
-            Some(s) if (d - s[s.len() - 1]).num_days() <= WINDOWS[1]
-                && (d - s[0]).num_days() < max => s.push(d),
+            Some(s)
+                if (d - s[s.len() - 1]).num_days() <= WINDOWS[1] && (d - s[0]).num_days() < max =>
+            {
+                s.push(d)
+            }
             _ => out.push(vec![d]),
         }
     }
     out
 }
+
+/// Refreshes the planner's statistics of `table` after `changed` rows were written in this
+/// transaction. Without it, the first recompute of a large organization is planned for an
+/// empty table (nested loops over a million rows); `ANALYZE` inside the transaction counts the
+/// transaction's own rows, and its statistics become visible to others only on commit.
+async fn analyze_if_large(
+    txn: &DatabaseTransaction,
+    table: &str,
+    changed: u64,
+) -> Result<(), DbErr> {
+    if changed >= ANALYZE_AFTER {
+        txn.execute_unprepared(&format!("ANALYZE {table}")).await?;
+    }
+    Ok(())
+}
+
+/// Rows written in one run after which statistics are refreshed (an incremental day writes
+/// far fewer; a first or full recompute far more).
+const ANALYZE_AFTER: u64 = 20_000;
 
 pub fn monday(day: NaiveDate) -> NaiveDate {
     day - Duration::days(i64::from(day.weekday().num_days_from_monday()))
@@ -228,8 +257,41 @@ async fn production_deployments(txn: &DatabaseTransaction, org: &Org) -> Result<
     Ok(())
 }
 
+/// The columns of `pr_metrics` a refresh writes. A row whose values are all unchanged is not
+/// rewritten: a recompute over unchanged history writes nothing (every version of a row costs
+/// its twelve index entries).
+const PR_METRICS_COLUMNS: [&str; 27] = [
+    "repository_id",
+    "repository",
+    "author_login",
+    "author_is_bot",
+    "state",
+    "created_at",
+    "ready_at",
+    "first_commit_at",
+    "first_review_at",
+    "merged_at",
+    "closed_at",
+    "deployment_id",
+    "deployed_at",
+    "additions",
+    "deletions",
+    "coding_s",
+    "pickup_s",
+    "review_s",
+    "cycle_s",
+    "deploy_s",
+    "lead_s",
+    "created_day",
+    "merged_day",
+    "closed_day",
+    "first_review_day",
+    "deployed_day",
+    "org_id",
+];
+
 /// Recomputes `pr_metrics` of the pull requests with a created, first-review, merged or closed
-/// day among `days`. Returns how many, and the deployment days whose lead times changed.
+/// day among `days`. Returns how many rows changed, and the deployment days whose lead times changed.
 async fn refresh_pr_metrics(
     txn: &DatabaseTransaction,
     org: &Org,
@@ -299,6 +361,7 @@ async fn refresh_pr_metrics(
                 created_day = EXCLUDED.created_day, merged_day = EXCLUDED.merged_day, \
                 closed_day = EXCLUDED.closed_day, first_review_day = EXCLUDED.first_review_day, \
                 deployed_day = EXCLUDED.deployed_day \
+            WHERE ({cols}) IS DISTINCT FROM ({excluded}) \
             RETURNING pull_request_id, deployed_day, lead_s) \
          SELECT (SELECT count(*) FROM up) AS n, \
             ARRAY(SELECT DISTINCT d FROM ( \
@@ -312,6 +375,12 @@ async fn refresh_pr_metrics(
         pick("merged_at"),
         pick("closed_at"),
         pick("first_review_at"),
+        cols = PR_METRICS_COLUMNS
+            .map(|c| format!("pr_metrics.{c}"))
+            .join(", "),
+        excluded = PR_METRICS_COLUMNS
+            .map(|c| format!("EXCLUDED.{c}"))
+            .join(", "),
         coding = secs("n.first_commit_at", "n.created_at"),
         pickup = secs("n.ready_at", "n.first_review_at"),
         review = secs("n.first_review_at", "n.merged_at"),
@@ -363,22 +432,29 @@ async fn refresh_outcomes(
          b AS ( \
             SELECT s.*, LEAST(COALESCE(s.next_at, 'infinity'), \
                 s.finished_at + make_interval(hours => $2)) AS until FROM s), \
-         reverted AS ( \
-            SELECT pm.deployment_id, rv.merged_at \
+         reverts AS ( \
+            SELECT rv.github_id, rv.merged_at, rv.reverts_number, rv.reverts_title, \
+                CASE WHEN rv.reverts_repository IS NULL THEN rv.repository_id \
+                     ELSE (SELECT x.github_id FROM repositories x WHERE x.organization_id = $1 \
+                           AND lower(x.full_name) = lower(rv.reverts_repository) LIMIT 1) \
+                END AS target_repository_id, rv.repository_id \
             FROM pull_requests rv \
-            JOIN pull_requests p ON p.organization_id = $1 AND p.merged_at IS NOT NULL \
-                AND p.github_id <> rv.github_id \
-                AND ((rv.reverts_number IS NOT NULL AND p.number = rv.reverts_number \
-                      AND p.repository_id = CASE WHEN rv.reverts_repository IS NULL \
-                          THEN rv.repository_id ELSE (SELECT x.github_id FROM repositories x \
-                          WHERE x.organization_id = $1 \
-                            AND lower(x.full_name) = lower(rv.reverts_repository) LIMIT 1) END) \
-                  OR (rv.reverts_title IS NOT NULL AND p.repository_id = rv.repository_id \
-                      AND p.title = rv.reverts_title)) \
-            JOIN pr_metrics pm ON pm.pull_request_id = p.github_id \
-                AND pm.deployment_id IS NOT NULL \
             WHERE rv.organization_id = $1 AND rv.merged_at IS NOT NULL \
               AND (rv.reverts_number IS NOT NULL OR rv.reverts_title IS NOT NULL)), \
+         reverted AS ( \
+            SELECT pm.deployment_id, rv.merged_at FROM reverts rv \
+            JOIN pull_requests p ON p.repository_id = rv.target_repository_id \
+                AND p.number = rv.reverts_number \
+            JOIN pr_metrics pm ON pm.pull_request_id = p.github_id \
+            WHERE p.github_id <> rv.github_id AND p.merged_at IS NOT NULL \
+              AND pm.deployment_id IS NOT NULL \
+            UNION ALL \
+            SELECT pm.deployment_id, rv.merged_at FROM reverts rv \
+            JOIN pull_requests p ON p.repository_id = rv.repository_id \
+                AND p.title = rv.reverts_title \
+            JOIN pr_metrics pm ON pm.pull_request_id = p.github_id \
+            WHERE rv.reverts_number IS NULL AND p.github_id <> rv.github_id \
+              AND p.merged_at IS NOT NULL AND pm.deployment_id IS NOT NULL), \
          by_revert AS ( \
             SELECT DISTINCT b.deployment_id FROM b JOIN reverted r \
                 ON r.deployment_id = b.deployment_id \
@@ -482,6 +558,7 @@ async fn refresh_outcomes(
                 finished_at, day, change_failed, failure_cause, recovered_at, recovery_s FROM nout",
         )
         .await?;
+        analyze_if_large(txn, "deployment_outcomes", u64::try_from(n).unwrap_or(0)).await?;
     }
     Ok((u64::try_from(n).unwrap_or(0), changed))
 }
@@ -502,6 +579,26 @@ async fn replace(
     ))
     .await?;
     Ok(())
+}
+
+/// Each event of `ev` once per scope it counts in (organization, repository, user, and each
+/// team of its author), optionally only the events matching `filter`. The counts and the
+/// percentiles are aggregated separately: only merged pull requests have durations, and the
+/// percentiles' sort is the expensive part.
+fn scoped(filter: &str) -> String {
+    let and = if filter.is_empty() {
+        String::new()
+    } else {
+        format!(" AND {filter}")
+    };
+    format!(
+        "SELECT ev.*, s.scope, s.key FROM ev CROSS JOIN LATERAL (VALUES ('org', 'org'), \
+            ('repository', ev.repository), ('user', ev.login)) s (scope, key) \
+         WHERE s.key IS NOT NULL{and} \
+         UNION ALL \
+         SELECT ev.*, 'team', t.key FROM ev JOIN teams t ON t.login = lower(ev.login) \
+         WHERE true{and}"
+    )
 }
 
 /// Teams as sets of GitHub logins (active members whose account names their login).
@@ -572,28 +669,34 @@ async fn daily_metrics(
             FROM deployment_outcomes o WHERE o.org_id = $1 AND o.outcome = 'success' \
               AND o.day = ANY($3::date[])), \
          teams AS ({TEAM_LOGINS}), \
-         scoped AS ( \
-            SELECT ev.*, s.scope, s.key FROM ev CROSS JOIN LATERAL (VALUES ('org', 'org'), \
-                ('repository', ev.repository), ('user', ev.login)) s (scope, key) \
-            WHERE s.key IS NOT NULL \
-            UNION ALL \
-            SELECT ev.*, 'team', t.key FROM ev JOIN teams t ON t.login = lower(ev.login)) \
+         counts AS ( \
+            SELECT day, scope, key, sum(opened) AS opened, sum(merged) AS merged, \
+                sum(closed_unmerged) AS closed_unmerged, sum(reviews) AS reviews, \
+                sum(comments) AS comments, sum(commits) AS commits, \
+                sum(additions) AS additions, sum(deletions) AS deletions, \
+                sum(deployments) AS deployments, sum(failed) AS failed \
+            FROM ({all}) x GROUP BY day, scope, key), \
+         pct AS ( \
+            SELECT day, scope, key, \
+                round(percentile_cont(0.5) WITHIN GROUP (ORDER BY cycle_s))::bigint AS c50, \
+                round(percentile_cont(0.75) WITHIN GROUP (ORDER BY cycle_s))::bigint AS c75, \
+                round(percentile_cont(0.9) WITHIN GROUP (ORDER BY cycle_s))::bigint AS c90, \
+                round(percentile_cont(0.5) WITHIN GROUP (ORDER BY coding_s))::bigint AS coding, \
+                round(percentile_cont(0.5) WITHIN GROUP (ORDER BY pickup_s))::bigint AS pickup, \
+                round(percentile_cont(0.5) WITHIN GROUP (ORDER BY review_s))::bigint AS review, \
+                round(percentile_cont(0.5) WITHIN GROUP (ORDER BY deploy_s))::bigint AS deploy \
+            FROM ({merged}) x GROUP BY day, scope, key) \
          INSERT INTO daily_metrics (org_id, day, scope, scope_key, prs_opened, prs_merged, \
             prs_closed_unmerged, reviews_given, review_comments, commits, additions, deletions, \
             cycle_time_p50_s, cycle_time_p75_s, cycle_time_p90_s, coding_time_p50_s, \
             pickup_time_p50_s, review_time_p50_s, deploy_time_p50_s, deployments, \
             failed_deployments) \
-         SELECT $1, day, scope, key, sum(opened), sum(merged), sum(closed_unmerged), sum(reviews), \
-            sum(comments), sum(commits), sum(additions), sum(deletions), \
-            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY cycle_s))::bigint, \
-            round(percentile_cont(0.75) WITHIN GROUP (ORDER BY cycle_s))::bigint, \
-            round(percentile_cont(0.9) WITHIN GROUP (ORDER BY cycle_s))::bigint, \
-            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY coding_s))::bigint, \
-            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY pickup_s))::bigint, \
-            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY review_s))::bigint, \
-            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY deploy_s))::bigint, \
-            sum(deployments), sum(failed) \
-         FROM scoped GROUP BY day, scope, key",
+         SELECT $1, c.day, c.scope, c.key, c.opened, c.merged, c.closed_unmerged, c.reviews, \
+            c.comments, c.commits, c.additions, c.deletions, p.c50, p.c75, p.c90, p.coding, \
+            p.pickup, p.review, p.deploy, c.deployments, c.failed \
+         FROM counts c LEFT JOIN pct p USING (day, scope, key)",
+        all = scoped(""),
+        merged = scoped("ev.merged = 1"),
         rday = day("r.submitted_at"),
         rrange = range("r.submitted_at"),
         cday = day("c.created_at"),
@@ -617,6 +720,16 @@ async fn daily_metrics(
         .rows_affected())
 }
 
+/// The time a pull request was open, as indexed by `pr_metrics_open_span_idx` (a PR that ended
+/// before it began, from inconsistent data, is an empty moment).
+const OPEN_SPAN: &str = "tstzrange(m.created_at, CASE WHEN COALESCE(m.merged_at, m.closed_at) \
+    < m.created_at THEN m.created_at ELSE COALESCE(m.merged_at, m.closed_at) END, '[]')";
+
+/// SQL for the Monday of the ISO week of a date expression.
+fn monday_of(date: &str) -> String {
+    format!("(({date}) - (EXTRACT(ISODOW FROM ({date}))::int - 1))")
+}
+
 /// `reliability_scores` of the ISO weeks starting on `weeks` (Mondays), for the organization
 /// and each team.
 async fn reliability_scores(
@@ -636,35 +749,35 @@ async fn reliability_scores(
          teams AS ({TEAM_LOGINS}), \
          scopes AS (SELECT 'org'::text AS scope, 'org'::text AS key UNION ALL \
             SELECT DISTINCT 'team', key FROM teams), \
-         span AS (SELECT min(week) AS lo, max(last_day) AS hi, min(week_end) AS lo_end, \
-            max(week_end) AS hi_end FROM wk), \
+         span AS (SELECT min(week) AS lo, max(week) AS hi_week, max(last_day) AS hi, \
+            min(week_end) AS lo_end, max(week_end) AS hi_end FROM wk), \
          cand AS ( \
             SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
-              AND m.merged_day >= span.lo \
-            UNION SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
-              AND m.closed_day >= span.lo \
+              AND m.merged_day BETWEEN span.lo AND span.hi \
             UNION SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
               AND m.first_review_day BETWEEN span.lo AND span.hi \
             UNION SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
               AND m.deployed_day BETWEEN span.lo AND span.hi \
-            UNION SELECT m.pull_request_id FROM pr_metrics m WHERE m.org_id = $1 \
-              AND m.state = 'open'), \
-         base AS ( \
+            UNION SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
+              AND {open_span} && tstzrange(span.lo_end, span.hi_end, '[]')), \
+         base AS MATERIALIZED ( \
             SELECT m.* FROM cand JOIN pr_metrics m USING (pull_request_id) \
             WHERE NOT m.author_is_bot), \
-         prs AS ( \
-            SELECT b.*, 'org'::text AS scope, 'org'::text AS key FROM base b \
+         pr_scope AS ( \
+            SELECT b.pull_request_id, 'org'::text AS scope, 'org'::text AS key FROM base b \
             UNION ALL \
-            SELECT b.*, 'team', t.key FROM base b JOIN teams t ON t.login = lower(b.author_login)), \
+            SELECT b.pull_request_id, 'team', t.key FROM base b \
+            JOIN teams t ON t.login = lower(b.author_login)), \
          flow AS ( \
-            SELECT wk.week, p.scope, p.key, count(*) AS merged, \
-                count(*) FILTER (WHERE p.cycle_s <= $4) AS on_target \
-            FROM wk JOIN prs p ON p.merged_day BETWEEN wk.week AND wk.last_day GROUP BY 1, 2, 3), \
+            SELECT wk.week, s.scope, s.key, count(*) AS merged, \
+                count(*) FILTER (WHERE b.cycle_s <= $4) AS on_target \
+            FROM base b JOIN wk ON wk.week = {merged_week} \
+            JOIN pr_scope s USING (pull_request_id) GROUP BY 1, 2, 3), \
          pickup AS ( \
-            SELECT wk.week, p.scope, p.key, count(p.pickup_s) AS reviewed, \
-                count(*) FILTER (WHERE p.pickup_s <= $5) AS in_sla \
-            FROM wk JOIN prs p ON p.first_review_day BETWEEN wk.week AND wk.last_day \
-            GROUP BY 1, 2, 3), \
+            SELECT wk.week, s.scope, s.key, count(b.pickup_s) AS reviewed, \
+                count(*) FILTER (WHERE b.pickup_s <= $5) AS in_sla \
+            FROM base b JOIN wk ON wk.week = {review_week} \
+            JOIN pr_scope s USING (pull_request_id) GROUP BY 1, 2, 3), \
          stab AS ( \
             SELECT wk.week, 'org'::text AS scope, 'org'::text AS key, count(*) AS n, \
                 count(*) FILTER (WHERE o.change_failed) AS failed \
@@ -675,31 +788,42 @@ async fn reliability_scores(
             SELECT wk.week, 'team', t.key, count(*), count(*) FILTER (WHERE o.change_failed) \
             FROM wk JOIN deployment_outcomes o ON o.org_id = $1 AND o.outcome = 'success' \
                 AND o.day BETWEEN wk.week AND wk.last_day \
-            JOIN (SELECT DISTINCT key, deployment_id FROM prs \
-                  WHERE scope = 'team' AND deployment_id IS NOT NULL) t \
+            JOIN (SELECT DISTINCT s.key, b.deployment_id FROM base b \
+                  JOIN pr_scope s USING (pull_request_id) \
+                  WHERE s.scope = 'team' AND b.deployment_id IS NOT NULL) t \
                 ON t.deployment_id = o.deployment_id \
             GROUP BY 1, 2, 3), \
+         open_pr AS MATERIALIZED ( \
+            SELECT wk.week, b.pull_request_id FROM base b CROSS JOIN span \
+            CROSS JOIN LATERAL generate_series(GREATEST({created_week}, span.lo) - span.lo, \
+                LEAST({ended_week}, span.hi_week) - span.lo, 7) g (off) \
+            JOIN wk ON wk.week = span.lo + g.off \
+            WHERE b.created_at < wk.week_end \
+              AND COALESCE(b.merged_at, b.closed_at, 'infinity') >= wk.week_end), \
          acts AS ( \
-            SELECT x.id, array_agg(x.t) AS times FROM ( \
-                SELECT r.pull_request_id AS id, r.submitted_at AS t FROM base b \
-                JOIN reviews r ON r.pull_request_id = b.pull_request_id \
-                WHERE r.submitted_at IS NOT NULL \
-                UNION ALL \
-                SELECT c.pull_request_id, c.created_at FROM base b \
-                JOIN review_comments c ON c.pull_request_id = b.pull_request_id) x \
-            GROUP BY x.id), \
+            SELECT b.pull_request_id AS id, t FROM base b \
+            JOIN pull_requests pr ON pr.github_id = b.pull_request_id, \
+            LATERAL (VALUES (b.created_at), (b.ready_at), (pr.updated_at)) v (t) \
+            WHERE t IS NOT NULL \
+            UNION ALL \
+            SELECT r.pull_request_id, r.submitted_at FROM base b \
+            JOIN reviews r ON r.pull_request_id = b.pull_request_id \
+            WHERE r.submitted_at IS NOT NULL \
+            UNION ALL \
+            SELECT c.pull_request_id, c.created_at FROM base b \
+            JOIN review_comments c ON c.pull_request_id = b.pull_request_id), \
+         active AS ( \
+            SELECT DISTINCT wk.week, a.id AS pull_request_id FROM acts a CROSS JOIN span \
+            CROSS JOIN LATERAL generate_series({act_week} - span.lo, \
+                {act_last_week} - span.lo, 7) g (off) \
+            JOIN wk ON wk.week = span.lo + g.off \
+            WHERE a.t < wk.week_end AND a.t >= wk.week_end - make_interval(days => $6) \
+              AND a.id IN (SELECT pull_request_id FROM open_pr)), \
          wip AS ( \
-            SELECT wk.week, p.scope, p.key, count(*) AS open, \
-                count(*) FILTER (WHERE GREATEST(p.created_at, \
-                    CASE WHEN p.ready_at < wk.week_end THEN p.ready_at END, \
-                    CASE WHEN pr.updated_at < wk.week_end THEN pr.updated_at END, \
-                    (SELECT max(t) FROM unnest(a.times) t WHERE t < wk.week_end)) \
-                    < wk.week_end - make_interval(days => $6)) AS idle \
-            FROM wk JOIN prs p ON p.created_at < wk.week_end \
-                AND COALESCE(p.merged_at, p.closed_at, 'infinity') >= wk.week_end \
-            JOIN pull_requests pr ON pr.github_id = p.pull_request_id \
-            LEFT JOIN acts a ON a.id = p.pull_request_id \
-            GROUP BY 1, 2, 3), \
+            SELECT o.week, s.scope, s.key, count(*) AS open, \
+                count(*) FILTER (WHERE a.pull_request_id IS NULL) AS idle \
+            FROM open_pr o LEFT JOIN active a USING (week, pull_request_id) \
+            JOIN pr_scope s USING (pull_request_id) GROUP BY 1, 2, 3), \
          parts AS ( \
             SELECT wk.week, sc.scope, sc.key, \
                 COALESCE(f.merged, 0) AS merged, COALESCE(f.on_target, 0) AS on_target, \
@@ -729,6 +853,13 @@ async fn reliability_scores(
             flow, review, stability, wip, merged, on_target, reviewed, in_sla, deployments, \
             failed, open, idle, $7::jsonb \
          FROM parts",
+        open_span = OPEN_SPAN,
+        merged_week = monday_of("b.merged_day"),
+        review_week = monday_of("b.first_review_day"),
+        created_week = monday_of("b.created_day"),
+        ended_week = monday_of("COALESCE(b.merged_day, b.closed_day, span.hi_week)"),
+        act_week = monday_of("(a.t AT TIME ZONE $2)::date"),
+        act_last_week = monday_of("((a.t + make_interval(days => $6 + 1)) AT TIME ZONE $2)::date"),
         wf = w.flow_predictability,
         wr = w.review_responsiveness,
         ws = w.change_stability,

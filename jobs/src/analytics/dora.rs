@@ -70,7 +70,10 @@ pub(super) async fn dora_metrics(
         .await?
     {
         let since: NaiveDate = row.try_get("", "since")?;
-        scopes.entry(row.try_get("", "repository")?).or_default().since = Some(day_number(since));
+        scopes
+            .entry(row.try_get("", "repository")?)
+            .or_default()
+            .since = Some(day_number(since));
     }
     for row in txn
         .query_all_raw(stmt(
@@ -193,7 +196,10 @@ fn push_row(rows: &mut Rows, key: &str, scope: &Scope, t: i32, w: i32, lead: Win
         failed += f;
         deploy_days += 1;
         // Week k of the window holds days t - 7k - 6 ..= t - 7k.
-        if let Some(a) = usize::try_from((t - d) / 7).ok().and_then(|k| active.get_mut(k)) {
+        if let Some(a) = usize::try_from((t - d) / 7)
+            .ok()
+            .and_then(|k| active.get_mut(k))
+        {
             *a += 1.0;
         }
     }
@@ -210,7 +216,8 @@ fn push_row(rows: &mut Rows, key: &str, scope: &Scope, t: i32, w: i32, lead: Win
     };
     let unrecovered: i64 = scope.unrecovered.range(t - w + 1..=t).map(|(_, n)| n).sum();
     rows.repository.push(key.to_owned());
-    rows.day.push(NaiveDate::from_num_days_from_ce_opt(t).unwrap_or_default());
+    rows.day
+        .push(NaiveDate::from_num_days_from_ce_opt(t).unwrap_or_default());
     rows.window_days.push(w);
     rows.deployments.push(deployments);
     rows.deploy_days.push(deploy_days);

@@ -135,12 +135,19 @@ mod tests {
         // A small LCG: deterministic, with duplicates, gaps between days and empty windows.
         let mut x: u64 = 42;
         let mut next = |m: u64| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (x >> 33) % m
         };
         for round in 0..50 {
             let mut samples: Vec<(i32, i64)> = (0..next(300))
-                .map(|_| (next(120) as i32, next(if round % 2 == 0 { 10 } else { 1_000_000 }) as i64))
+                .map(|_| {
+                    (
+                        next(120) as i32,
+                        next(if round % 2 == 0 { 10 } else { 1_000_000 }) as i64,
+                    )
+                })
                 .collect();
             samples.sort_by_key(|s| s.0);
             let mut targets: Vec<i32> = (0..next(60)).map(|_| next(160) as i32 - 20).collect();
@@ -148,7 +155,11 @@ mod tests {
             for window in [1, 7, 28] {
                 let got = rolling(&samples, window, &targets);
                 for (t, g) in targets.iter().zip(&got) {
-                    assert_eq!(*g, naive(&samples, window, *t), "window {window} target {t}");
+                    assert_eq!(
+                        *g,
+                        naive(&samples, window, *t),
+                        "window {window} target {t}"
+                    );
                 }
             }
         }
@@ -158,9 +169,27 @@ mod tests {
     fn even_counts_interpolate_and_round_half_to_even() {
         // Medians 2.5 → 2 and 3.5 → 4, as PostgreSQL's round(float8) does.
         let w = rolling(&[(0, 1), (0, 4), (1, 3), (1, 4)], 1, &[0, 1]);
-        assert_eq!(w[0], Window { count: 2, median: Some(2) });
-        assert_eq!(w[1], Window { count: 2, median: Some(4) });
-        assert_eq!(rolling(&[], 7, &[3]), vec![Window { count: 0, median: None }]);
+        assert_eq!(
+            w[0],
+            Window {
+                count: 2,
+                median: Some(2)
+            }
+        );
+        assert_eq!(
+            w[1],
+            Window {
+                count: 2,
+                median: Some(4)
+            }
+        );
+        assert_eq!(
+            rolling(&[], 7, &[3]),
+            vec![Window {
+                count: 0,
+                median: None
+            }]
+        );
         assert_eq!(percentile_cont_sorted(&[0.0, 1.0, 1.0, 2.0]), Some(1.0));
     }
 }

@@ -1,0 +1,30 @@
+//! An index of the time each pull request was open, so a reliability score's WIP hygiene finds
+//! the pull requests open at its week ends without reading every one merged since.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+// The expression must stay identical to `OPEN_SPAN` in jobs/src/analytics/compute.rs, or the
+// planner does not use the index.
+const UP: &str = r#"
+CREATE INDEX pr_metrics_open_span_idx ON pr_metrics USING gist (tstzrange(created_at,
+    CASE WHEN COALESCE(merged_at, closed_at) < created_at THEN created_at
+         ELSE COALESCE(merged_at, closed_at) END, '[]'));
+"#;
+
+const DOWN: &str = "DROP INDEX pr_metrics_open_span_idx;";
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared(UP).await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared(DOWN).await?;
+        Ok(())
+    }
+}
