@@ -1,5 +1,6 @@
-//! An index of the time each pull request was open, so a reliability score's WIP hygiene finds
-//! the pull requests open at its week ends without reading every one merged since.
+//! Indexes for a reliability score's WIP hygiene: the time each pull request was open, so the
+//! pull requests open at a week's end are found without reading every one merged since; and
+//! pull requests by last update, so only that week's activity is read.
 
 use sea_orm_migration::prelude::*;
 
@@ -12,9 +13,10 @@ const UP: &str = r#"
 CREATE INDEX pr_metrics_open_span_idx ON pr_metrics USING gist (tstzrange(created_at,
     CASE WHEN COALESCE(merged_at, closed_at) < created_at THEN created_at
          ELSE COALESCE(merged_at, closed_at) END, '[]'));
+CREATE INDEX pull_requests_updated_idx ON pull_requests (organization_id, updated_at);
 "#;
 
-const DOWN: &str = "DROP INDEX pr_metrics_open_span_idx;";
+const DOWN: &str = "DROP INDEX pr_metrics_open_span_idx, pull_requests_updated_idx;";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -801,17 +801,20 @@ async fn reliability_scores(
             WHERE b.created_at < wk.week_end \
               AND COALESCE(b.merged_at, b.closed_at, 'infinity') >= wk.week_end), \
          acts AS ( \
-            SELECT b.pull_request_id AS id, t FROM base b \
-            JOIN pull_requests pr ON pr.github_id = b.pull_request_id, \
-            LATERAL (VALUES (b.created_at), (b.ready_at), (pr.updated_at)) v (t) \
-            WHERE t IS NOT NULL \
+            SELECT b.pull_request_id AS id, t FROM base b, \
+            LATERAL (VALUES (b.created_at), (b.ready_at)) v (t) WHERE t IS NOT NULL \
             UNION ALL \
-            SELECT r.pull_request_id, r.submitted_at FROM base b \
-            JOIN reviews r ON r.pull_request_id = b.pull_request_id \
-            WHERE r.submitted_at IS NOT NULL \
+            SELECT pr.github_id, pr.updated_at FROM pull_requests pr, span \
+            WHERE pr.organization_id = $1 AND pr.updated_at >= {since} \
+              AND pr.updated_at < span.hi_end \
             UNION ALL \
-            SELECT c.pull_request_id, c.created_at FROM base b \
-            JOIN review_comments c ON c.pull_request_id = b.pull_request_id), \
+            SELECT r.pull_request_id, r.submitted_at FROM reviews r, span \
+            WHERE r.organization_id = $1 AND r.submitted_at >= {since} \
+              AND r.submitted_at < span.hi_end \
+            UNION ALL \
+            SELECT c.pull_request_id, c.created_at FROM review_comments c, span \
+            WHERE c.organization_id = $1 AND c.created_at >= {since} \
+              AND c.created_at < span.hi_end), \
          active AS ( \
             SELECT DISTINCT wk.week, a.id AS pull_request_id FROM acts a CROSS JOIN span \
             CROSS JOIN LATERAL generate_series({act_week} - span.lo, \
@@ -854,6 +857,7 @@ async fn reliability_scores(
             failed, open, idle, $7::jsonb \
          FROM parts",
         open_span = OPEN_SPAN,
+        since = "span.lo_end - make_interval(days => $6)",
         merged_week = monday_of("b.merged_day"),
         review_week = monday_of("b.first_review_day"),
         created_week = monday_of("b.created_day"),
