@@ -751,18 +751,12 @@ async fn reliability_scores(
             SELECT DISTINCT 'team', key FROM teams), \
          span AS (SELECT min(week) AS lo, max(week) AS hi_week, max(last_day) AS hi, \
             min(week_end) AS lo_end, max(week_end) AS hi_end FROM wk), \
-         cand AS ( \
-            SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
-              AND m.merged_day BETWEEN span.lo AND span.hi \
-            UNION SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
-              AND m.first_review_day BETWEEN span.lo AND span.hi \
-            UNION SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
-              AND m.deployed_day BETWEEN span.lo AND span.hi \
-            UNION SELECT m.pull_request_id FROM pr_metrics m, span WHERE m.org_id = $1 \
-              AND {open_span} && tstzrange(span.lo_end, span.hi_end, '[]')), \
          base AS MATERIALIZED ( \
-            SELECT m.* FROM cand JOIN pr_metrics m USING (pull_request_id) \
-            WHERE NOT m.author_is_bot), \
+            SELECT m.* FROM pr_metrics m, span WHERE m.org_id = $1 AND NOT m.author_is_bot \
+              AND (m.merged_day BETWEEN span.lo AND span.hi \
+                OR m.first_review_day BETWEEN span.lo AND span.hi \
+                OR m.deployed_day BETWEEN span.lo AND span.hi \
+                OR {open_span} && tstzrange(span.lo_end, span.hi_end, '[]'))), \
          pr_scope AS ( \
             SELECT b.pull_request_id, 'org'::text AS scope, 'org'::text AS key FROM base b \
             UNION ALL \

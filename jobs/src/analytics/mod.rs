@@ -2,7 +2,8 @@
 //! small tables dashboards read (`pr_metrics`, `deployment_outcomes`, `daily_metrics`,
 //! `dora_metrics`, `reliability_scores`), health alerts and their notifications.
 //!
-//! Every definition is in `docs/METRICS.md`, written from the SQL here. Work is set-based SQL;
+//! Every definition is in `docs/METRICS.md`, written from the SQL here. Work is set-based SQL (the
+//! rolling DORA medians excepted: `dora.rs` slides them over per-day aggregates in memory);
 //! a run replaces an organization's rows for its days in one transaction, so readers see the
 //! old rows or the new ones, never an empty or half-written range.
 

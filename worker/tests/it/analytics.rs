@@ -1023,3 +1023,121 @@ async fn the_precomputed_tables_read_through_their_entities() {
 async fn rows<E: sea_orm::EntityTrait>(env: &Env) -> usize {
     E::find().all(&env.db).await.expect("rows decode").len()
 }
+
+/// A generated history with many PRs, repositories and failed deployments: the rolling DORA
+/// medians, slid in memory by the recompute, equal PostgreSQL's `percentile_cont` over each
+/// window's rows.
+#[tokio::test]
+async fn rolling_dora_medians_equal_percentile_cont_over_each_window() {
+    // Arrange: 3 repositories, 3,000 PRs over 60 days with varied lead times (odd seconds too, so
+    // some medians fall on a half and must round to even), a production
+    // deployment per repository every 6 hours (one in seven failing), incidents now and then.
+    let env = Env::new().await;
+    env.db
+        .execute_unprepared(
+            "INSERT INTO organizations (name, time_zone, github_login) \
+                VALUES ('Gen', 'Europe/Berlin', 'gen'); \
+             INSERT INTO repositories (github_id, organization_id, name, full_name, default_branch) \
+             SELECT g, o.id, 'r' || g, 'gen/r' || g, 'main' \
+                FROM generate_series(1, 3) g, organizations o WHERE o.github_login = 'gen'; \
+             INSERT INTO pull_requests (github_id, organization_id, repository_id, number, \
+                title, state, draft, created_at, merged_at, closed_at, merge_commit_sha, \
+                head_sha, head_ref, base_ref, updated_at) \
+             SELECT g, o.id, 1 + g % 3, g, 'PR ' || g, 'merged', false, c, \
+                c + make_interval(mins => (g * 7919) % 9000), \
+                c + make_interval(mins => (g * 7919) % 9000), 'm' || g, 'h' || g, 'b' || g, \
+                'main', c FROM organizations o, \
+                (SELECT g, timestamptz '2026-03-01' + make_interval(secs => g * 1727.0) AS c \
+                 FROM generate_series(1, 3000) g) x WHERE o.github_login = 'gen'; \
+             INSERT INTO deployments (github_id, organization_id, repository_id, sha, ref, \
+                environment, production_environment, created_at, updated_at, latest_state, \
+                latest_status_at) \
+             SELECT row_number() OVER (), o.id, r, 'none', 'main', 'production', true, t, t, \
+                CASE WHEN (r + extract(epoch FROM t)::bigint / 21600) % 7 = 0 \
+                    THEN 'failure' ELSE 'success' END, t + interval '5 minutes' \
+             FROM organizations o, generate_series(1, 3) r, generate_series( \
+                timestamptz '2026-03-01', timestamptz '2026-05-10', interval '6 hours') t \
+             WHERE o.github_login = 'gen'; \
+             INSERT INTO incidents (github_id, organization_id, repository_id, number, title, \
+                labels, state, created_at, closed_at, updated_at) \
+             SELECT row_number() OVER (), o.id, r, row_number() OVER (), 'Down', '{incident}', \
+                'closed', t + interval '1 hour', t + make_interval(hours => 2 + r), t \
+             FROM organizations o, generate_series(1, 3) r, generate_series( \
+                timestamptz '2026-03-01', timestamptz '2026-05-10', interval '50 hours') t \
+             WHERE o.github_login = 'gen'",
+        )
+        .await
+        .expect("generate history");
+    let org = env
+        .number(
+            "SELECT id AS n FROM organizations WHERE github_login = 'gen'",
+            vec![],
+        )
+        .await;
+
+    // Act
+    let (code, stdout, stderr) = env.worker_command(&[
+        "recompute",
+        "--org",
+        &org.to_string(),
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-05-10",
+    ]);
+    assert_eq!(code, 0, "{stdout} {stderr}");
+
+    // Assert: every window's medians and counts, recomputed here by sorting in SQL.
+    let oracle = "FROM dora_metrics d WHERE d.org_id = $1";
+    let window = |table: &str, day: &str| {
+        format!(
+            "{table}.org_id = d.org_id AND {table}.{day} > d.day - d.window_days \
+             AND {table}.{day} <= d.day AND (d.repository IS NULL OR {table}.repository = d.repository)"
+        )
+    };
+    let lead = format!(
+        "(SELECT ROW(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY m.lead_s))::bigint, \
+            count(*)::int) FROM pr_metrics m WHERE {} AND m.lead_s IS NOT NULL \
+            AND NOT m.author_is_bot)",
+        window("m", "deployed_day")
+    );
+    let recovery = format!(
+        "(SELECT ROW(round(percentile_cont(0.5) WITHIN GROUP (ORDER BY o.recovery_s))::bigint, \
+            count(o.recovery_s)::int) FROM deployment_outcomes o WHERE {} AND o.change_failed)",
+        window("o", "day")
+    );
+    let rows = env
+        .number(&format!("SELECT count(*) AS n {oracle}"), vec![org.into()])
+        .await;
+    let with_medians = env
+        .number(
+            &format!(
+                "SELECT count(*) AS n {oracle} AND d.lead_time_count > 1 \
+                 AND d.recovery_count > 1"
+            ),
+            vec![org.into()],
+        )
+        .await;
+    let wrong = env
+        .number(
+            &format!(
+                "SELECT count(*) AS n {oracle} AND (ROW(d.lead_time_p50_s, d.lead_time_count) \
+                    IS DISTINCT FROM {lead} \
+                 OR ROW(d.recovery_time_p50_s, d.recovery_count) IS DISTINCT FROM {recovery})"
+            ),
+            vec![org.into()],
+        )
+        .await;
+    // 71 days and the 27 after them whose 28-day windows include one (through 6 June), × 2
+    // windows × (organization + 3 repositories).
+    assert_eq!(rows, 98 * 2 * 4);
+    assert!(
+        with_medians > 400,
+        "only {with_medians} windows with medians"
+    );
+    assert_eq!(
+        wrong, 0,
+        "windows whose medians differ from percentile_cont"
+    );
+    env.teardown().await;
+}
