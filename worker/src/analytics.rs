@@ -155,7 +155,7 @@ pub async fn recompute_command(
     } else {
         writeln!(
             out,
-            "recomputed {from} to {to} of organization {} in {seconds:.1} s: {} pull requests, \
+            "recomputed {from} to {to} of organization {} in {seconds:.1} s: {} pull requests changed, \
              {} production deployments, {} daily rows, {} DORA rows, {} scores",
             org.id,
             report.pull_requests,
