@@ -566,7 +566,7 @@ async fn refresh_outcomes(
 /// Deletes the rows about to be written again (in the caller's transaction: readers keep
 /// seeing them until it commits). A separate statement: an INSERT does not see the effects of
 /// a DELETE in the same statement, so their keys would collide.
-async fn replace(
+pub(super) async fn replace(
     txn: &DatabaseTransaction,
     table: &str,
     column: &str,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
-use super::compute::WINDOWS;
+use super::compute::{WINDOWS, replace};
 use super::median::{Window, percentile_cont_sorted, rolling};
 use crate::domain::stmt;
 
@@ -143,12 +143,7 @@ pub(super) async fn dora_metrics(
         }
     }
 
-    txn.execute_raw(stmt(
-        "DELETE FROM dora_metrics WHERE org_id = $1 AND day = ANY($2::date[])",
-        [(*org).into(), days.to_vec().into()],
-    ))
-    .await?;
-    let r = rows;
+    replace(txn, "dora_metrics", "day", org, days).await?;
     Ok(txn
         .execute_raw(stmt(
             "INSERT INTO dora_metrics (org_id, repository, day, window_days, deployments, \
@@ -166,19 +161,19 @@ pub(super) async fn dora_metrics(
                     lead_p50, lead_count, failed, recovery_p50, recovery_count, unrecovered)",
             [
                 (*org).into(),
-                r.repository.into(),
-                r.day.into(),
-                r.window_days.into(),
-                r.deployments.into(),
-                r.deploy_days.into(),
-                r.per_week.into(),
-                r.band.into(),
-                r.lead_p50.into(),
-                r.lead_count.into(),
-                r.failed.into(),
-                r.recovery_p50.into(),
-                r.recovery_count.into(),
-                r.unrecovered.into(),
+                rows.repository.into(),
+                rows.day.into(),
+                rows.window_days.into(),
+                rows.deployments.into(),
+                rows.deploy_days.into(),
+                rows.per_week.into(),
+                rows.band.into(),
+                rows.lead_p50.into(),
+                rows.lead_count.into(),
+                rows.failed.into(),
+                rows.recovery_p50.into(),
+                rows.recovery_count.into(),
+                rows.unrecovered.into(),
             ],
         ))
         .await?
