@@ -67,6 +67,8 @@ pub struct AppState {
     pub hashing: Arc<Semaphore>,
     pub trust_forwarded_for: bool,
     pub public_url: Arc<str>,
+    /// GitHub App credentials are configured: the workers sync from GitHub's API as well.
+    pub github_app: bool,
 }
 
 impl AppState {
@@ -109,6 +111,12 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
         .rollback()
         .await
         .map_err(StartupError::TenantRole)?;
+    if config.common.github.app.is_none() {
+        tracing::warn!(
+            "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY are not set: running on webhooks alone \
+             (see /health/ready)"
+        );
+    }
     let ingest_pool = connect::ingest_pool(&config.common, ingest::MAX_IN_FLIGHT).await?;
     let redis = connect::redis(&config.common)?;
     if !connect::redis_ready(&redis).await {
@@ -148,6 +156,7 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
         hashing: Arc::new(Semaphore::new(HASHING_CONCURRENCY)),
         trust_forwarded_for: config.trust_forwarded_for,
         public_url: config.public_url.into(),
+        github_app: config.common.github.app.is_some(),
     };
     Ok(Application {
         router: router(state),

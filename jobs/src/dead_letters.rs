@@ -230,7 +230,7 @@ pub async fn retry<C: ConnectionTrait>(
                 "UPDATE dead_letters SET retried_at = now() \
                  WHERE retried_at IS NULL AND {filter} \
                    AND ($2::bigint IS NULL OR organization_id = $2) \
-                 RETURNING id, delivery_id, notification_id"
+                 RETURNING id, delivery_id, notification_id, sync_job_id"
             ),
             values,
         ))
@@ -238,7 +238,11 @@ pub async fn retry<C: ConnectionTrait>(
     let mut ids = Vec::with_capacity(rows.len());
     let mut deliveries = Vec::with_capacity(rows.len());
     let mut notifications = Vec::new();
+    let mut sync_jobs = Vec::new();
     for row in &rows {
+        if let Some(j) = row.try_get::<Option<i64>>("", "sync_job_id")? {
+            sync_jobs.push(j);
+        }
         ids.push(row.try_get::<i64>("", "id")?);
         if let Some(d) = row.try_get::<Option<String>>("", "delivery_id")? {
             deliveries.push(d);
@@ -249,6 +253,9 @@ pub async fn retry<C: ConnectionTrait>(
     }
     if !notifications.is_empty() {
         crate::analytics::notify::redrive(txn, &notifications).await?;
+    }
+    if !sync_jobs.is_empty() {
+        crate::sync::redrive(txn, &sync_jobs).await?;
     }
     if !deliveries.is_empty() {
         txn.execute_raw(stmt(

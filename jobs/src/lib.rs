@@ -10,6 +10,7 @@
 //! - [`github`]: the webhook payload shapes DevPulse reads; [`process`]: delivery → domain rows;
 //!   [`domain`]: the idempotent, order-independent writers (shared with sync).
 //! - [`analytics`]: the precomputed metrics, health alerts and notifications.
+//! - [`sync`]: the sync side's ledger, checkpoints, rate-limit pauses and ETags (no HTTP).
 //! - [`runner`]: attempts, retries with backoff, dead letters; [`dead_letters`]: the DLQ.
 
 pub mod analytics;
@@ -28,6 +29,7 @@ pub mod relay;
 pub mod runner;
 pub mod runtime;
 pub mod schedule;
+pub mod sync;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

@@ -61,8 +61,14 @@ pub enum Parsed {
         at: DateTime<Utc>,
         membership: Vec<(Vec<Member>, Membership)>,
         people: Vec<GithubUser>,
+        /// History to fetch: `Some(None)` all repositories (a new installation), `Some(ids)`
+        /// the repositories just added.
+        backfill: Option<Option<Vec<i64>>>,
     },
 }
+
+/// How far back the backfill a new installation or repository triggers goes.
+pub const BACKFILL_DAYS: i64 = 90;
 
 #[derive(Debug, Clone)]
 pub enum Item {
@@ -83,7 +89,8 @@ fn from_json<T: DeserializeOwned>(event: &str, payload: &str) -> Result<T, Proce
         .map_err(|e| ProcessError::Permanent(format!("{event} payload does not parse: {e}")))
 }
 
-fn user(account: &Account) -> GithubUser {
+/// The person (or bot) a GitHub account is.
+pub fn user(account: &Account) -> GithubUser {
     GithubUser {
         id: account.id,
         login: account.login.clone(),
@@ -189,6 +196,7 @@ pub async fn write<C: ConnectionTrait>(
             at,
             membership,
             people,
+            backfill,
         } => {
             let org = session.organization(account).await?;
             let db = session.db();
@@ -200,6 +208,21 @@ pub async fn write<C: ConnectionTrait>(
                 repositories::set_membership(db, org, members, *side, *at).await?;
             }
             session.users(org, people).await?;
+            if let Some(repository_ids) = backfill {
+                // In the same transaction: the backfill is recorded exactly when the
+                // installation is.
+                crate::sync::enqueue(
+                    session.db(),
+                    &crate::sync::Request {
+                        kind: crate::sync::SyncKind::SyncInstallation,
+                        installation_id: Some(*installation_id),
+                        since: Some(*at - chrono::Duration::days(BACKFILL_DAYS)),
+                        repository_ids: repository_ids.clone(),
+                        requested_by: "webhook".to_owned(),
+                    },
+                )
+                .await?;
+            }
         }
     }
     Ok(())
@@ -251,24 +274,33 @@ fn repository_event(input: DeliveryInput<'_>) -> Result<Parsed, ProcessError> {
         }
     };
     Ok(Parsed::Repository {
-        account: AccountRef {
-            account_id: owner.id,
-            login: owner.login.clone(),
-            account_type: owner.account_type.clone(),
-            installation_id: envelope.installation.as_ref().map(|i| i.id),
-        },
-        repository: RepositorySnapshot {
-            github_id: repo.id,
-            name: repo.name.clone(),
-            full_name: repo.full_name.clone(),
-            private: repo.private,
-            archived: repo.archived,
-            default_branch: repo.default_branch.clone(),
-            updated_at: repo.updated_at,
-        },
+        account: account_ref(owner, envelope.installation.as_ref().map(|i| i.id)),
+        repository: repository_snapshot(repo),
         people,
         item: Box::new(item),
     })
+}
+
+/// The organization a repository owner's account stands for.
+pub fn account_ref(owner: &Account, installation_id: Option<i64>) -> AccountRef {
+    AccountRef {
+        account_id: owner.id,
+        login: owner.login.clone(),
+        account_type: owner.account_type.clone(),
+        installation_id,
+    }
+}
+
+pub fn repository_snapshot(repo: &github::Repository) -> RepositorySnapshot {
+    RepositorySnapshot {
+        github_id: repo.id,
+        name: repo.name.clone(),
+        full_name: repo.full_name.clone(),
+        private: repo.private,
+        archived: repo.archived,
+        default_branch: repo.default_branch.clone(),
+        updated_at: repo.updated_at,
+    }
 }
 
 fn pull_request(
@@ -277,7 +309,24 @@ fn pull_request(
     people: &mut Vec<GithubUser>,
 ) -> Result<Item, ProcessError> {
     let event: github::PullRequestEvent = from_json(input.event, input.payload)?;
-    let pr = event.pull_request;
+    let ready_for_review_at =
+        (event.action == "ready_for_review").then_some(event.pull_request.updated_at);
+    pull_request_item(
+        event.pull_request,
+        ready_for_review_at,
+        repository_id,
+        people,
+    )
+}
+
+/// A pull request as GitHub shows it (webhook or REST API) → the writer's snapshot.
+/// `ready_for_review_at` is known only from a `ready_for_review` event.
+pub fn pull_request_item(
+    pr: github::PullRequest,
+    ready_for_review_at: Option<DateTime<Utc>>,
+    repository_id: i64,
+    people: &mut Vec<GithubUser>,
+) -> Result<Item, ProcessError> {
     let state = if pr.merged_at.is_some() || pr.merged == Some(true) {
         PrState::Merged
     } else {
@@ -304,7 +353,7 @@ fn pull_request(
         state,
         draft: pr.draft,
         created_at: pr.created_at,
-        ready_for_review_at: (event.action == "ready_for_review").then_some(pr.updated_at),
+        ready_for_review_at,
         merged_at: pr.merged_at,
         closed_at: pr.closed_at,
         merged_by_id: pr.merged_by.as_ref().map(|u| u.id),
@@ -326,22 +375,32 @@ fn review(
     people: &mut Vec<GithubUser>,
 ) -> Result<Item, ProcessError> {
     let event: github::ReviewEvent = from_json(input.event, input.payload)?;
-    let state = event.review.state.to_ascii_lowercase();
+    review_item(event.review, event.pull_request.id, repository_id, people)
+}
+
+/// A review of the pull request `pull_request_id` (webhook or REST API) → the writer's fact.
+pub fn review_item(
+    review: github::Review,
+    pull_request_id: i64,
+    repository_id: i64,
+    people: &mut Vec<GithubUser>,
+) -> Result<Item, ProcessError> {
+    let state = review.state.to_ascii_lowercase();
     if !reviews::STATES.contains(&state.as_str()) {
         return Err(ProcessError::Permanent(format!(
             "unknown review state {:?}",
-            event.review.state
+            review.state
         )));
     }
-    people.extend(event.review.user.iter().map(user));
+    people.extend(review.user.iter().map(user));
     Ok(Item::Review(ReviewFact {
-        github_id: event.review.id,
+        github_id: review.id,
         repository_id,
-        pull_request_id: event.pull_request.id,
-        reviewer_id: event.review.user.as_ref().map(|u| u.id),
+        pull_request_id,
+        reviewer_id: review.user.as_ref().map(|u| u.id),
         state,
-        submitted_at: event.review.submitted_at,
-        commit_id: event.review.commit_id,
+        submitted_at: review.submitted_at,
+        commit_id: review.commit_id,
     }))
 }
 
@@ -385,7 +444,17 @@ fn issue(
     people: &mut Vec<GithubUser>,
 ) -> Result<Item, ProcessError> {
     let event: github::IssuesEvent = from_json(input.event, input.payload)?;
-    let issue = event.issue;
+    let gone = matches!(event.action.as_str(), "deleted" | "transferred");
+    issue_item(event.issue, gone, repository_id, people)
+}
+
+/// An issue (webhook or REST API) → the incidents writer's snapshot; `gone`: deleted or moved.
+pub fn issue_item(
+    issue: github::Issue,
+    gone: bool,
+    repository_id: i64,
+    people: &mut Vec<GithubUser>,
+) -> Result<Item, ProcessError> {
     people.extend(issue.user.iter().map(user));
     let closed = match issue.state.as_deref() {
         Some("closed") => true,
@@ -412,7 +481,7 @@ fn issue(
         created_at: issue.created_at,
         closed_at: issue.closed_at,
         updated_at: issue.updated_at,
-        gone: matches!(event.action.as_str(), "deleted" | "transferred"),
+        gone,
     }))
 }
 
@@ -477,14 +546,32 @@ fn deployment(
     people: &mut Vec<GithubUser>,
 ) -> Result<Item, ProcessError> {
     let event: github::DeploymentEvent = from_json(input.event, input.payload)?;
-    let d = event.deployment;
-    people.extend(d.creator.iter().map(user));
     let status = if input.event == "deployment_status" {
-        let status = event.deployment_status.ok_or_else(|| {
+        Some(event.deployment_status.ok_or_else(|| {
             ProcessError::Permanent("deployment_status payload has no deployment_status".to_owned())
-        })?;
+        })?)
+    } else {
+        None
+    };
+    Ok(deployment_item(
+        event.deployment,
+        status,
+        repository_id,
+        people,
+    ))
+}
+
+/// A deployment and maybe one of its statuses (webhook or REST API) → the writer's records.
+pub fn deployment_item(
+    d: github::Deployment,
+    status: Option<github::DeploymentStatus>,
+    repository_id: i64,
+    people: &mut Vec<GithubUser>,
+) -> Item {
+    people.extend(d.creator.iter().map(user));
+    let status = status.map(|status| {
         people.extend(status.creator.iter().map(user));
-        Some(StatusFact {
+        StatusFact {
             github_id: status.id,
             deployment_id: d.id,
             state: status.state,
@@ -492,11 +579,9 @@ fn deployment(
             creator_id: status.creator.as_ref().map(|u| u.id),
             created_at: status.created_at,
             updated_at: status.updated_at,
-        })
-    } else {
-        None
-    };
-    Ok(Item::Deployment(
+        }
+    });
+    Item::Deployment(
         DeploymentSnapshot {
             github_id: d.id,
             repository_id,
@@ -510,7 +595,7 @@ fn deployment(
             updated_at: d.updated_at,
         },
         status,
-    ))
+    )
 }
 
 fn workflow_run(input: DeliveryInput<'_>, repository_id: i64) -> Result<Item, ProcessError> {
@@ -614,12 +699,15 @@ fn installation(input: DeliveryInput<'_>) -> Result<Parsed, ProcessError> {
         at: installation_time(&event.installation, &event.action, input.received_at),
         membership,
         people: vec![user(&event.installation.account)],
+        backfill: (event.action == "created").then_some(None),
     })
 }
 
 fn installation_repositories(input: DeliveryInput<'_>) -> Result<Parsed, ProcessError> {
     let event: github::InstallationRepositoriesEvent = from_json(input.event, input.payload)?;
+    let added: Vec<i64> = event.repositories_added.iter().map(|r| r.id).collect();
     Ok(Parsed::Installation {
+        backfill: (event.action == "added" && !added.is_empty()).then_some(Some(added)),
         account: installation_account(&event.installation),
         installation_id: event.installation.id,
         state: None,

@@ -27,6 +27,8 @@ pub struct WorkerConfig {
     /// `SCHEDULE_NIGHTLY_ATTENDANCE`, `SCHEDULE_NIGHTLY_ANALYTICS`, `SCHEDULE_HOURLY_ALERTS`:
     /// cron expressions (seconds first); `off` disables one.
     pub schedules: crate::schedule::Schedules,
+    /// `SYNC_CONCURRENCY` (2), `SYNC_SLICE` (20s), `SYNC_LEASE` (5m), `SYNC_FETCH_CONCURRENCY` (8).
+    pub sync: crate::sync::SyncSettings,
 }
 
 /// `name=value,name=value` with job type names, e.g. `processPush=2`.
@@ -119,19 +121,44 @@ impl WorkerConfig {
         };
         let shutdown_grace = vars.duration_or("SHUTDOWN_GRACE", Duration::from_secs(20))?;
         let schedules = crate::schedule::from_vars(vars)?;
+        let retry = RetryPolicy {
+            base,
+            cap,
+            max_attempts,
+            max_attempts_by_kind,
+        };
+        let mut sync = crate::sync::SyncSettings::new(retry.clone());
+        sync.concurrency = vars.parse_or("SYNC_CONCURRENCY", sync.concurrency)?;
+        if !(1..=64).contains(&sync.concurrency) {
+            return Err(ConfigError::new(
+                "SYNC_CONCURRENCY",
+                "must be between 1 and 64",
+            ));
+        }
+        sync.fetch_concurrency = vars.parse_or("SYNC_FETCH_CONCURRENCY", sync.fetch_concurrency)?;
+        if !(1..=64).contains(&sync.fetch_concurrency) {
+            return Err(ConfigError::new(
+                "SYNC_FETCH_CONCURRENCY",
+                "must be between 1 and 64",
+            ));
+        }
+        sync.slice = vars.duration_or("SYNC_SLICE", sync.slice)?;
+        sync.lease = vars.duration_or("SYNC_LEASE", sync.lease)?;
+        if sync.slice.is_zero() || sync.lease < sync.slice + Duration::from_secs(60) {
+            return Err(ConfigError::new(
+                "SYNC_LEASE",
+                "must be at least SYNC_SLICE plus one minute (a slice finishes its page after SYNC_SLICE)",
+            ));
+        }
         Ok(Self {
             common,
             concurrency,
             concurrency_by_kind,
-            retry: RetryPolicy {
-                base,
-                cap,
-                max_attempts,
-                max_attempts_by_kind,
-            },
+            retry,
             metrics_addr,
             shutdown_grace,
             schedules,
+            sync,
         })
     }
 }

@@ -13,3 +13,4 @@ pub mod dlq;
 pub mod metrics;
 pub mod run;
 pub mod schedule;
+pub mod sync;

@@ -44,6 +44,10 @@ enum Command {
     /// The schedules: when each runs, and how its last run went (needs only DATABASE_URL).
     #[command(subcommand)]
     Cron(Cron),
+    /// Sync from GitHub's REST API — backfill, reconcile, redeliver failed webhooks — and the
+    /// sync ledger (needs DATABASE_URL, and GITHUB_APP_ID / GITHUB_APP_PRIVATE_KEY to run jobs).
+    #[command(subcommand)]
+    Sync(SyncCmd),
     /// Send a realistic demo history through the API: signed webhook deliveries and tracker
     /// sessions (the owner's password is read from standard input).
     Demo {
@@ -77,6 +81,48 @@ enum Command {
         from: chrono::NaiveDate,
         #[arg(long)]
         to: chrono::NaiveDate,
+        #[command(flatten)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum SyncCmd {
+    /// Fetch an installation's history (repositories, pull requests with reviews and commits,
+    /// deployments with statuses, issues) with a progress bar; continues an unfinished backfill
+    /// from its checkpoints.
+    Backfill {
+        /// The GitHub App installation id.
+        #[arg(long)]
+        installation: i64,
+        /// How far back (e.g. 90d, 12h).
+        #[arg(long, default_value = "90d", value_parser = parse_age)]
+        since: std::time::Duration,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Compare an installation's open and recently updated pull requests with GitHub now.
+    Reconcile {
+        #[arg(long)]
+        installation: i64,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Ask GitHub to redeliver the failed webhook deliveries of the last 3 days now.
+    Redeliver {
+        #[command(flatten)]
+        format: Format,
+    },
+    /// The newest sync jobs with their status and progress.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// One sync job.
+    Show {
+        id: i64,
         #[command(flatten)]
         format: Format,
     },
@@ -216,7 +262,7 @@ struct Format {
 }
 
 fn parse_queue(raw: &str) -> Result<String, String> {
-    if raw == jobs::analytics::notify::QUEUE {
+    if raw == jobs::analytics::notify::QUEUE || jobs::sync::SyncKind::parse(raw).is_some() {
         return Ok(raw.to_owned());
     }
     JobKind::parse(raw)
@@ -226,6 +272,7 @@ fn parse_queue(raw: &str) -> Result<String, String> {
                 .iter()
                 .map(|k| k.as_str())
                 .chain([jobs::analytics::notify::QUEUE])
+                .chain(jobs::sync::SyncKind::ALL.iter().map(|k| k.as_str()))
                 .collect();
             format!("unknown queue {raw:?}; known: {}", known.join(", "))
         })
@@ -313,6 +360,10 @@ async fn main() -> ExitCode {
         Command::Cron(Cron::List { format }) => {
             telemetry::init("warn,sqlx=error,sea_orm=error");
             telemetry::command_exit_code("worker cron", cron_list(format.json).await)
+        }
+        Command::Sync(command) => {
+            telemetry::init("warn,sqlx=error,sea_orm=error");
+            telemetry::command_exit_code("worker sync", sync(command).await)
         }
     }
 }
@@ -428,6 +479,72 @@ async fn cron_list(json: bool) -> anyhow::Result<()> {
     let db = connect_database(&vars).await?;
     let mut stdout = std::io::stdout().lock();
     worker::schedule::list(&db, &schedules, json, &mut stdout).await?;
+    Ok(())
+}
+
+async fn sync(command: SyncCmd) -> anyhow::Result<()> {
+    use jobs::sync::SyncKind;
+    use worker::sync::command::{self, CommandError};
+    let vars = Vars::from_env();
+    let db = connect_database(&vars).await?;
+    let mut stdout = std::io::stdout().lock();
+    let (request, json) = match command {
+        SyncCmd::List { limit, format } => {
+            return Ok(command::list(&db, limit, format.json, &mut stdout).await?);
+        }
+        SyncCmd::Show { id, format } => {
+            return Ok(command::show(&db, id, format.json, &mut stdout).await?);
+        }
+        SyncCmd::Backfill {
+            installation,
+            since,
+            format,
+        } => {
+            let since = chrono::Duration::from_std(since).context("--since is too long")?;
+            (
+                command::request(
+                    SyncKind::SyncInstallation,
+                    Some(installation),
+                    Some(chrono::Utc::now() - since),
+                ),
+                format.json,
+            )
+        }
+        SyncCmd::Reconcile {
+            installation,
+            format,
+        } => (
+            command::request(SyncKind::Reconcile, Some(installation), None),
+            format.json,
+        ),
+        SyncCmd::Redeliver { format } => (
+            command::request(SyncKind::RedeliverFailed, None, None),
+            format.json,
+        ),
+    };
+    let settings = jobs::runtime::config::GithubSettings::from_vars(&vars)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app = settings.app.as_ref().ok_or(CommandError::NoApp)?;
+    let metrics = std::sync::Arc::new(worker::metrics::SyncMetrics::default());
+    let github = worker::sync::client::Github::new(
+        &settings.api_url,
+        app,
+        db.clone(),
+        worker::sync::client::ClientOptions::default(),
+        metrics,
+    )?;
+    let ctx = worker::sync::SyncContext {
+        db,
+        github: std::sync::Arc::new(github),
+        cache: jobs::domain::cache::Cache::default(),
+        settings: worker::sync::SyncSettings::new(jobs::runner::RetryPolicy::default()),
+        worker: format!(
+            "cli-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+    };
+    command::drive(&ctx, &request, json, &mut stdout).await?;
     Ok(())
 }
 

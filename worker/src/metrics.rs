@@ -38,6 +38,112 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     pub pending: Gauge,
     pub dead_letters: Family<QueueLabel, Gauge>,
+    pub sync: Arc<SyncMetrics>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `app` or `installation`.
+    pub scope: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabel {
+    pub scope: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ItemLabel {
+    /// `pull_requests`, `reviews`, `commits`, `deployments`, `issues`, `repositories`.
+    pub item: String,
+}
+
+/// The sync side's counters (GitHub requests, rate limits, rows synced, reconcile differences).
+#[derive(Debug, Default)]
+pub struct SyncMetrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub rate_limited: Family<ScopeLabel, Counter>,
+    pub slices: Family<JobLabels, Counter>,
+    pub items: Family<ItemLabel, Counter>,
+    pub differences: Counter,
+    pub redelivered: Counter,
+}
+
+impl SyncMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "github_requests",
+            "GitHub API answers, by credential scope and HTTP status",
+            self.requests.clone(),
+        );
+        registry.register(
+            "github_rate_limited",
+            "Rate-limit pauses, by credential scope",
+            self.rate_limited.clone(),
+        );
+        registry.register(
+            "sync_slices",
+            "Slices of sync jobs run, by job kind and outcome",
+            self.slices.clone(),
+        );
+        registry.register(
+            "sync_items",
+            "Rows written by sync jobs, by kind of row",
+            self.items.clone(),
+        );
+        registry.register(
+            "sync_reconcile_differences",
+            "Pull requests the reconcile found different from the stored row (and rewrote)",
+            self.differences.clone(),
+        );
+        registry.register(
+            "sync_redelivered",
+            "Failed webhook deliveries GitHub was asked to send again",
+            self.redelivered.clone(),
+        );
+    }
+
+    pub fn request(&self, scope: crate::sync::client::Scope, status: u16) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                scope: scope_name(scope).to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn rate_limited(&self, scope: crate::sync::client::Scope) {
+        self.rate_limited
+            .get_or_create(&ScopeLabel {
+                scope: scope_name(scope).to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn slice(&self, kind: &str, outcome: &str) {
+        self.slices
+            .get_or_create(&JobLabels {
+                kind: kind.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn items(&self, item: &str, n: usize) {
+        self.items
+            .get_or_create(&ItemLabel {
+                item: item.to_owned(),
+            })
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+}
+
+fn scope_name(scope: crate::sync::client::Scope) -> &'static str {
+    match scope {
+        crate::sync::client::Scope::App => "app",
+        crate::sync::client::Scope::Installation(_) => "installation",
+    }
 }
 
 impl Default for Metrics {
@@ -76,6 +182,8 @@ impl Metrics {
             "Open dead letters per queue (job type)",
             dead_letters.clone(),
         );
+        let sync = Arc::new(SyncMetrics::default());
+        sync.register(&mut registry);
         Self {
             registry,
             jobs,
@@ -83,6 +191,7 @@ impl Metrics {
             queue_depth,
             pending,
             dead_letters,
+            sync,
         }
     }
 

@@ -14,7 +14,15 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::{batch::Batcher, config::WorkerConfig, metrics::Metrics};
+use crate::{
+    batch::Batcher,
+    config::WorkerConfig,
+    metrics::Metrics,
+    sync::{
+        SyncContext,
+        client::{ClientOptions, Github},
+    },
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -22,6 +30,8 @@ pub enum RunError {
     Database(#[from] connect::DatabaseConnectError),
     #[error("invalid REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Github(#[from] crate::sync::client::BuildError),
     #[error("cannot listen on WORKER_METRICS_ADDR {addr}: {source}")]
     Metrics {
         addr: SocketAddr,
@@ -37,6 +47,7 @@ pub struct Worker {
     queue: Queue,
     metrics: Arc<Metrics>,
     listener: Option<tokio::net::TcpListener>,
+    github: Option<Arc<Github>>,
 }
 
 impl Worker {
@@ -55,12 +66,30 @@ impl Worker {
             ),
             None => None,
         };
+        let metrics = Arc::new(Metrics::new());
+        let github = match &config.common.github.app {
+            Some(app) => Some(Arc::new(Github::new(
+                &config.common.github.api_url,
+                app,
+                db.clone(),
+                ClientOptions::default(),
+                metrics.sync.clone(),
+            )?)),
+            None => {
+                tracing::warn!(
+                    "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY are not set: running on webhooks alone \
+                     (no backfill, reconcile or redelivery of failed webhooks)"
+                );
+                None
+            }
+        };
         Ok(Self {
             config,
             db,
             queue,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             listener,
+            github,
         })
     }
 
@@ -79,6 +108,7 @@ impl Worker {
             queue,
             metrics,
             listener,
+            github,
         } = self;
         let relay = Relay::new(db.clone(), queue.clone(), RelaySettings::default());
         if let Err(e) = relay.tick().await {
@@ -93,7 +123,7 @@ impl Worker {
         if let Err(e) = crate::schedule::start(
             db.clone(),
             config.schedules.clone(),
-            scheduler_name,
+            scheduler_name.clone(),
             background.clone(),
         )
         .await
@@ -112,6 +142,16 @@ impl Worker {
                 background.clone(),
             )),
         ];
+        if let Some(github) = github {
+            let ctx = SyncContext {
+                db: db.clone(),
+                github,
+                cache: jobs::domain::cache::Cache::default(),
+                settings: config.sync.clone(),
+                worker: scheduler_name,
+            };
+            tasks.push(tokio::spawn(crate::sync::run(ctx, background.clone())));
+        }
         if let Some(listener) = listener {
             let metrics = metrics.clone();
             let stop = background.clone();

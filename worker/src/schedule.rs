@@ -7,6 +7,8 @@
 //!   this week's scores move on even on a day without events) — a safety net behind the
 //!   incremental recomputes.
 //! - `hourlyAlerts`: health alerts of every organization.
+//! - `reconcile` (every 30 minutes) and `redeliverFailed` (every 15): record sync jobs in the
+//!   ledger (`worker::sync` runs them); off when no GitHub App credentials are configured.
 
 use chrono::{DateTime, DurationRound, NaiveDate, SubsecRound, TimeDelta, Utc};
 use croner::{Cron, parser::CronParser};
@@ -22,8 +24,13 @@ pub const NIGHTLY_ANALYTICS: &str = "nightlyAnalytics";
 /// Health alerts.
 pub const HOURLY_ALERTS: &str = "hourlyAlerts";
 
+/// Sync jobs: open and recently updated pull requests compared with GitHub.
+pub const RECONCILE: &str = "reconcile";
+/// Sync jobs: failed webhook deliveries asked for again.
+pub const REDELIVER_FAILED: &str = "redeliverFailed";
+
 /// Every schedule: name, variable, default expression.
-pub const SCHEDULES: [(&str, &str, &str); 3] = [
+pub const SCHEDULES: [(&str, &str, &str); 5] = [
     (
         NIGHTLY_ATTENDANCE,
         "SCHEDULE_NIGHTLY_ATTENDANCE",
@@ -35,7 +42,16 @@ pub const SCHEDULES: [(&str, &str, &str); 3] = [
         DEFAULT_NIGHTLY,
     ),
     (HOURLY_ALERTS, "SCHEDULE_HOURLY_ALERTS", "0 30 * * * *"),
+    (RECONCILE, "SCHEDULE_RECONCILE", "0 */30 * * * *"),
+    (
+        REDELIVER_FAILED,
+        "SCHEDULE_REDELIVER_FAILED",
+        "0 */15 * * * *",
+    ),
 ];
+
+/// The schedules that need the GitHub App's credentials.
+pub const NEEDS_GITHUB_APP: [&str; 2] = [RECONCILE, REDELIVER_FAILED];
 
 /// The schedules of this process: each name with its expression, `None` when `off`.
 pub type Schedules = Vec<(&'static str, Option<String>)>;
@@ -70,6 +86,7 @@ pub fn from_vars(
         .map(|(name, var, default)| {
             let expr = match vars.get(var).map(str::trim) {
                 Some("off") => None,
+                _ if NEEDS_GITHUB_APP.contains(name) && vars.get("GITHUB_APP_ID").is_none() => None,
                 None => Some((*default).to_owned()),
                 Some(expr) => {
                     parse(expr).map_err(|e| jobs::runtime::config::ConfigError::new(var, e))?;
@@ -138,6 +155,20 @@ pub async fn run_tick(db: &DatabaseConnection, name: &str, tick: DateTime<Utc>, 
         HOURLY_ALERTS => crate::analytics::alerts_for_all(db, tick)
             .await
             .map_err(|e| e.to_string()),
+        RECONCILE => enqueue_reconciles(db).await.map_err(|e| e.to_string()),
+        REDELIVER_FAILED => jobs::sync::enqueue(
+            db,
+            &jobs::sync::Request {
+                kind: jobs::sync::SyncKind::RedeliverFailed,
+                installation_id: None,
+                since: None,
+                repository_ids: None,
+                requested_by: "schedule".to_owned(),
+            },
+        )
+        .await
+        .map(|e| format!("sync job {}", e.id))
+        .map_err(|e| e.to_string()),
         other => Err(format!("unknown schedule {other}")),
     };
     match &result {
@@ -148,6 +179,28 @@ pub async fn run_tick(db: &DatabaseConnection, name: &str, tick: DateTime<Utc>, 
         tracing::warn!(schedule = name, error = %e, "cannot record the run");
     }
     true
+}
+
+/// A reconcile job per active installation (joining one still queued or running).
+async fn enqueue_reconciles(db: &DatabaseConnection) -> Result<String, DbErr> {
+    let installations = jobs::sync::active_installations(db).await?;
+    for installation in &installations {
+        jobs::sync::enqueue(
+            db,
+            &jobs::sync::Request {
+                kind: jobs::sync::SyncKind::Reconcile,
+                installation_id: Some(*installation),
+                since: None,
+                repository_ids: None,
+                requested_by: "schedule".to_owned(),
+            },
+        )
+        .await?;
+    }
+    Ok(format!(
+        "{} installation(s) to reconcile",
+        installations.len()
+    ))
 }
 
 /// Recomputes yesterday for every organization where `at` is in its nightly hour.

@@ -21,6 +21,8 @@ pub async fn live() -> Json<serde_json::Value> {
 }
 
 /// `GET /health/ready`: PostgreSQL and Redis both answer; 503 names the one that does not.
+/// `details.github_app` says whether the platform also syncs from GitHub's API or runs on
+/// webhooks alone (not a readiness condition).
 pub async fn ready(State(state): State<AppState>) -> Response {
     let redis = state.queue.connection();
     let (postgres, redis) = tokio::join!(
@@ -31,8 +33,14 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let redis = redis.unwrap_or(false);
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };
     let checks = json!({ "postgres": word(postgres), "redis": word(redis) });
+    let details = json!({ "github_app": if state.github_app {
+        "configured: webhooks, plus backfill, reconcile and redelivery from GitHub's API"
+    } else {
+        "not configured (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY): running on webhooks alone"
+    } });
     if postgres && redis {
-        return Json(json!({ "status": "ready", "checks": checks })).into_response();
+        return Json(json!({ "status": "ready", "checks": checks, "details": details }))
+            .into_response();
     }
     let down: Vec<&str> = [("postgres", postgres), ("redis", redis)]
         .into_iter()
@@ -42,7 +50,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let message = format!("{} not reachable", down.join(" and "));
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({ "code": "not_ready", "message": message, "status": "not_ready", "checks": checks })),
+        Json(json!({ "code": "not_ready", "message": message, "status": "not_ready", "checks": checks, "details": details })),
     )
         .into_response()
 }

@@ -5,6 +5,7 @@
 //! Unknown fields are ignored, so GitHub adding fields never breaks processing.
 
 pub mod payloads;
+pub mod rest;
 mod time;
 
 use chrono::{DateTime, Utc};

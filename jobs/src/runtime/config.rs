@@ -189,6 +189,112 @@ pub struct CommonConfig {
     /// Most jobs allowed in Redis at once; PostgreSQL holds the rest (`pending`).
     pub queue_max_backlog: u64,
     pub database_max_connections: u32,
+    /// `GITHUB_APP_ID`, `GITHUB_APP_PRIVATE_KEY`, `GITHUB_API_URL`.
+    pub github: GithubSettings,
+}
+
+/// Where GitHub's REST API is and how DevPulse signs in to it as a GitHub App.
+#[derive(Debug, Clone)]
+pub struct GithubSettings {
+    /// `GITHUB_API_URL` (default `https://api.github.com`; GitHub Enterprise Server:
+    /// `https://HOST/api/v3`).
+    pub api_url: Url,
+    /// `None`: no App credentials; the platform runs on webhooks alone (no sync).
+    pub app: Option<GithubApp>,
+}
+
+/// The App's id and private key (a PEM that never prints).
+#[derive(Clone)]
+pub struct GithubApp {
+    pub app_id: u64,
+    pub private_key: SecretString,
+}
+
+impl fmt::Debug for GithubApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "GithubApp {{ app_id: {}, private_key: <redacted> }}",
+            self.app_id
+        )
+    }
+}
+
+impl GithubSettings {
+    pub const DEFAULT_API_URL: &'static str = "https://api.github.com";
+
+    /// Both App variables or neither; `GITHUB_APP_PRIVATE_KEY` is the PEM itself or a path to it.
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let raw_url = vars
+            .get("GITHUB_API_URL")
+            .unwrap_or(Self::DEFAULT_API_URL)
+            .trim();
+        let api_url = Url::parse(raw_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "GITHUB_API_URL",
+                    format!("is not an http(s) URL ({raw_url:?}); e.g. https://api.github.com"),
+                )
+            })?;
+        let app = match (
+            vars.get("GITHUB_APP_ID"),
+            vars.get("GITHUB_APP_PRIVATE_KEY"),
+        ) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "GITHUB_APP_PRIVATE_KEY",
+                    "is not set, but GITHUB_APP_ID is: set both (the App's PEM key, or a path to it) or neither",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "GITHUB_APP_ID",
+                    "is not set, but GITHUB_APP_PRIVATE_KEY is: set both or neither",
+                ));
+            }
+            (Some(id), Some(key)) => {
+                let app_id = id
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "GITHUB_APP_ID",
+                            format!("is not a GitHub App id ({id:?}): expected a positive number"),
+                        )
+                    })?;
+                let pem = if key.trim_start().starts_with("-----BEGIN") {
+                    // `.env` files and CI secrets often carry the PEM with literal `\n`s.
+                    key.replace("\\n", "\n")
+                } else {
+                    std::fs::read_to_string(key.trim()).map_err(|e| {
+                        ConfigError::new(
+                            "GITHUB_APP_PRIVATE_KEY",
+                            format!(
+                                "is neither a PEM key nor a readable file ({}: {e})",
+                                key.trim()
+                            ),
+                        )
+                    })?
+                };
+                if !pem.contains("-----BEGIN") || !pem.contains("PRIVATE KEY-----") {
+                    return Err(ConfigError::new(
+                        "GITHUB_APP_PRIVATE_KEY",
+                        "does not hold a PEM private key (-----BEGIN RSA PRIVATE KEY----- …)",
+                    ));
+                }
+                Some(GithubApp {
+                    app_id,
+                    private_key: SecretString::from(pem),
+                })
+            }
+        };
+        Ok(Self { api_url, app })
+    }
 }
 
 impl CommonConfig {
@@ -233,6 +339,7 @@ impl CommonConfig {
             queue_namespace,
             queue_max_backlog,
             database_max_connections,
+            github: GithubSettings::from_vars(vars)?,
         })
     }
 }
@@ -308,5 +415,62 @@ mod tests {
         assert_eq!(vars.duration_or("C", d), Ok(Duration::from_secs(120)));
         assert_eq!(vars.duration_or("E", d), Ok(d));
         assert!(vars.duration_or("D", d).is_err());
+    }
+}
+
+#[cfg(test)]
+mod github_tests {
+    use super::*;
+
+    const PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n";
+
+    #[test]
+    fn app_credentials_come_in_pairs_and_never_print() {
+        let none = GithubSettings::from_vars(&Vars::from_pairs([("X", "1")])).expect("none");
+        assert!(none.app.is_none());
+        assert_eq!(none.api_url.as_str(), "https://api.github.com/");
+
+        let only_id = GithubSettings::from_vars(&Vars::from_pairs([("GITHUB_APP_ID", "12")]));
+        assert_eq!(only_id.expect_err("pair").var, "GITHUB_APP_PRIVATE_KEY");
+        let only_key =
+            GithubSettings::from_vars(&Vars::from_pairs([("GITHUB_APP_PRIVATE_KEY", PEM)]));
+        assert_eq!(only_key.expect_err("pair").var, "GITHUB_APP_ID");
+
+        let escaped = PEM.replace('\n', "\\n");
+        let both = GithubSettings::from_vars(&Vars::from_pairs([
+            ("GITHUB_APP_ID", "12"),
+            ("GITHUB_APP_PRIVATE_KEY", escaped.as_str()),
+            ("GITHUB_API_URL", "http://127.0.0.1:9/api/v3"),
+        ]))
+        .expect("both");
+        let app = both.app.expect("app");
+        assert_eq!(app.app_id, 12);
+        assert_eq!(
+            app.private_key.expose_secret(),
+            PEM,
+            "\\n in a .env becomes a newline"
+        );
+        assert!(!format!("{app:?}").contains("MIIB"), "the key never prints");
+    }
+
+    #[test]
+    fn bad_app_settings_name_their_variable() {
+        for (pairs, var) in [
+            (vec![("GITHUB_API_URL", "ftp://x")], "GITHUB_API_URL"),
+            (
+                vec![("GITHUB_APP_ID", "abc"), ("GITHUB_APP_PRIVATE_KEY", PEM)],
+                "GITHUB_APP_ID",
+            ),
+            (
+                vec![
+                    ("GITHUB_APP_ID", "1"),
+                    ("GITHUB_APP_PRIVATE_KEY", "/no/such/key.pem"),
+                ],
+                "GITHUB_APP_PRIVATE_KEY",
+            ),
+        ] {
+            let err = GithubSettings::from_vars(&Vars::from_pairs(pairs)).expect_err(var);
+            assert_eq!(err.var, var);
+        }
     }
 }
