@@ -54,7 +54,8 @@ impl Repo {
         format!("{}/{}", self.owner.login, self.name)
     }
 
-    fn json(&self) -> Value {
+    /// The repository object GitHub sends in events and the REST API returns.
+    pub fn json(&self) -> Value {
         json!({
             "id": self.id,
             "name": self.name,

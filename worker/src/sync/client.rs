@@ -138,9 +138,11 @@ impl Default for ClientOptions {
 
 /// The GitHub App client. Cheap to share (`Arc`); one per worker process.
 pub struct Github {
-    app: Octocrab,
+    app: Arc<Octocrab>,
     base: Url,
-    installations: Mutex<HashMap<i64, Octocrab>>,
+    /// One client per installation, shared: cloning an `Octocrab` copies its token cache, so a
+    /// clone would fetch a token of its own.
+    installations: Mutex<HashMap<i64, Arc<Octocrab>>>,
     /// This process's copy of the pauses recorded in `github_rate_limits`.
     pauses: Mutex<HashMap<Scope, DateTime<Utc>>>,
     db: DatabaseConnection,
@@ -186,7 +188,7 @@ impl Github {
             .build()
             .map_err(|e| BuildError(e.to_string()))?;
         Ok(Self {
-            app: crab,
+            app: Arc::new(crab),
             base: api_url.clone(),
             installations: Mutex::default(),
             pauses: Mutex::default(),
@@ -200,7 +202,7 @@ impl Github {
         &self.metrics
     }
 
-    fn crab(&self, scope: Scope) -> Result<Octocrab, GithubError> {
+    fn crab(&self, scope: Scope) -> Result<Arc<Octocrab>, GithubError> {
         match scope {
             Scope::App => Ok(self.app.clone()),
             Scope::Installation(id) => {
@@ -211,10 +213,11 @@ impl Github {
                 if let Some(crab) = map.get(&id) {
                     return Ok(crab.clone());
                 }
-                let crab = self
-                    .app
-                    .installation(InstallationId(u64::try_from(id).unwrap_or_default()))
-                    .map_err(|e| GithubError::Transport(e.to_string()))?;
+                let crab = Arc::new(
+                    self.app
+                        .installation(InstallationId(u64::try_from(id).unwrap_or_default()))
+                        .map_err(|e| GithubError::Transport(e.to_string()))?,
+                );
                 map.insert(id, crab.clone());
                 Ok(crab)
             }
@@ -465,7 +468,13 @@ impl Github {
                 message: format!("installation token: {}", source.message),
             };
         }
-        GithubError::Transport(e.to_string())
+        match e {
+            octocrab::Error::Serde { .. } | octocrab::Error::Json { .. } => GithubError::Decode {
+                path: path.to_owned(),
+                message: e.to_string(),
+            },
+            _ => GithubError::Transport(e.to_string()),
+        }
     }
 }
 
@@ -493,7 +502,8 @@ fn header_i64(headers: &HeaderMap, name: &str) -> Option<i64> {
 /// GitHub's rate-limit rules: a 403/429 with `Retry-After` waits that long (secondary limit);
 /// with `X-RateLimit-Remaining: 0` until `X-RateLimit-Reset`; a 429, or a 403 whose message
 /// says "rate limit", without either waits a minute. A success that spent the last call pauses
-/// until the reset too. Each pause gets up to 5 s of jitter, so replicas do not all resume at once.
+/// until the reset too. Each pause gets a tenth of its length (at most 5 s) of jitter, so replicas
+/// and installations do not all resume at the same instant.
 pub fn rate_limit(
     status: StatusCode,
     headers: &HeaderMap,
@@ -504,9 +514,6 @@ pub fn rate_limit(
     let reset = header_i64(headers, "x-ratelimit-reset")
         .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0));
     let retry_after = header_i64(headers, "retry-after").filter(|s| *s >= 0);
-    let jitter = chrono::Duration::milliseconds(
-        i64::try_from(rand::random::<u64>() % 5_000).unwrap_or_default(),
-    );
     let refused = status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS;
     let (until, reason) = if refused {
         if let Some(seconds) = retry_after {
@@ -539,8 +546,14 @@ pub fn rate_limit(
     } else {
         return None;
     };
+    let until = until.max(now);
+    let spread = ((until - now).num_milliseconds() / 10).clamp(1, 5_000);
+    let jitter = chrono::Duration::milliseconds(
+        i64::try_from(rand::random::<u64>() % u64::try_from(spread).unwrap_or(1))
+            .unwrap_or_default(),
+    );
     Some(Limit {
-        until: until.max(now) + jitter,
+        until: until + jitter,
         remaining,
         reason,
         refused,

@@ -2,8 +2,10 @@
 
 mod admin;
 mod analytics;
+mod fake_github;
 mod helpers;
 mod processing;
 mod reliability;
 mod run;
 mod schedule;
+mod sync;
