@@ -103,6 +103,13 @@ pub struct Caller {
     pub device: Option<Uuid>,
 }
 
+/// A machine client authenticated by an organization API key (`dpk_…`).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiClient {
+    pub key: i64,
+    pub org: OrgId,
+}
+
 impl Caller {
     pub fn viewer(&self) -> Viewer {
         Viewer {

@@ -65,6 +65,11 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ),
     ("POST", "/api/v1/admin/dead-letters/retry", "AAFFAFU"),
     ("DELETE", "/api/v1/admin/dead-letters", "AAFFAFU"),
+    ("POST", "/api/v1/admin/api-keys", "AAFFAFU"),
+    ("GET", "/api/v1/admin/api-keys", "AAFFAFU"),
+    ("DELETE", "/api/v1/admin/api-keys/{key_id}", "AAFFNFU"),
+    // Only an organization API key will do (its own test: `deployments.rs`).
+    ("POST", "/api/v1/deployments", "FFFFFFU"),
 ];
 
 /// Routes anyone may call; checked to answer without asking for credentials.
@@ -243,6 +248,25 @@ impl World {
                 None,
             ),
             ("DELETE", "/api/v1/admin/dead-letters") => (format!("{path}?older_than=30d"), None),
+            ("POST", "/api/v1/admin/api-keys") => (path.into(), Some(json!({ "name": "ci" }))),
+            ("DELETE", "/api/v1/admin/api-keys/{key_id}") => {
+                let key = exec_id(
+                    &self.app,
+                    &format!(
+                        "INSERT INTO api_keys (organization_id, name, token_hash) \
+                     VALUES ({org}, 'spare', decode(md5('{unique}'), 'hex')) RETURNING id"
+                    ),
+                )
+                .await;
+                (path.replace("{key_id}", &key.to_string()), None)
+            }
+            ("POST", "/api/v1/deployments") => (
+                path.into(),
+                Some(
+                    json!({ "id": unique, "repository": "a/b", "environment": "production",
+                    "sha": "a".repeat(40), "status": "success" }),
+                ),
+            ),
             _ => (path.into(), None),
         }
     }

@@ -4,6 +4,7 @@ mod accounts;
 mod attendance;
 mod authorization;
 mod burst;
+mod deployments;
 mod end_to_end;
 mod fixtures;
 mod helpers;

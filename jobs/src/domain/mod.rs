@@ -14,6 +14,7 @@
 pub mod cache;
 pub mod commits;
 pub mod deployments;
+pub mod external;
 pub mod incidents;
 pub mod organizations;
 pub mod pull_requests;

@@ -7,6 +7,7 @@
 //! [`accounts::find_for_login`], [`tokens`] and [`accounts::accept_invite`].
 
 pub mod accounts;
+pub mod api_keys;
 pub mod export;
 pub mod secrets;
 pub mod teams;

@@ -91,6 +91,8 @@ pub enum TokenKind {
     Refresh,
     Device,
     Invite,
+    /// An organization's API key, for machine clients (a deploy pipeline).
+    ApiKey,
 }
 
 impl TokenKind {
@@ -99,6 +101,7 @@ impl TokenKind {
             TokenKind::Refresh => "dpr_",
             TokenKind::Device => "dpd_",
             TokenKind::Invite => "dpi_",
+            TokenKind::ApiKey => "dpk_",
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod deployments;
 pub mod devices;
 pub mod organization;
 pub mod sessions;
@@ -43,6 +44,8 @@ pub enum Rule {
         roles: &'static [Role],
         device: bool,
     },
+    /// An organization API key (`dpk_…`), for machine clients.
+    ApiKey,
 }
 
 const EVERYONE: &[Role] = &Role::ALL;
@@ -201,6 +204,22 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             spec(M::DELETE, "/api/v1/admin/dead-letters", ADMIN),
             delete(admin::purge),
         ),
+        (
+            spec(M::POST, "/api/v1/admin/api-keys", ADMIN),
+            post(deployments::create_key),
+        ),
+        (
+            spec(M::GET, "/api/v1/admin/api-keys", ADMIN),
+            get(deployments::list_keys),
+        ),
+        (
+            spec(M::DELETE, "/api/v1/admin/api-keys/{key_id}", ADMIN),
+            delete(deployments::revoke_key),
+        ),
+        (
+            spec(M::POST, "/api/v1/deployments", Rule::ApiKey),
+            post(deployments::report),
+        ),
     ]
 }
 
@@ -250,25 +269,24 @@ async fn authorize(
     rule: Rule,
     mut request: Request,
 ) -> Result<Request, ApiError> {
-    let Rule::Signed { roles, device } = rule else {
-        return Ok(request);
+    let (roles, device) = match rule {
+        Rule::Public => return Ok(request),
+        Rule::Signed { roles, device } => (roles, device),
+        Rule::ApiKey => return authorize_api_key(state, request).await,
     };
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "unauthorized",
-                "sign in: send `Authorization: Bearer <access token>`",
-            )
-        })?;
+    let token = bearer(&request).ok_or_else(|| {
+        ApiError::unauthorized(
+            "unauthorized",
+            "sign in: send `Authorization: Bearer <access token>`",
+        )
+    })?;
+    let token = token.as_str();
+    if is_token_of(TokenKind::ApiKey, token) {
+        return Err(ApiError::Forbidden(
+            "organization API keys only work for POST /api/v1/deployments; sign in for the rest"
+                .to_owned(),
+        ));
+    }
     let caller = if is_token_of(TokenKind::Device, token) {
         if !device {
             return Err(ApiError::Forbidden(
@@ -306,6 +324,45 @@ async fn authorize(
     }
     request.extensions_mut().insert(caller);
     Ok(request)
+}
+
+/// The API-key rule: a live `dpk_…` key; the handler gets an [`ApiClient`].
+async fn authorize_api_key(state: &AppState, mut request: Request) -> Result<Request, ApiError> {
+    let token = bearer(&request).ok_or_else(|| {
+        ApiError::unauthorized(
+            "unauthorized",
+            "send `Authorization: Bearer <organization API key>` (admins make keys at /api/v1/admin/api-keys)",
+        )
+    })?;
+    if !is_token_of(TokenKind::ApiKey, &token) {
+        return Err(ApiError::Forbidden(
+            "this endpoint takes an organization API key (dpk_…), not a person's or device's token"
+                .to_owned(),
+        ));
+    }
+    let (key, org) = jobs::people::api_keys::authenticate(&state.db, &token)
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized("invalid_token", "this API key is unknown or revoked")
+        })?;
+    request
+        .extensions_mut()
+        .insert(crate::auth::ApiClient { key, org });
+    Ok(request)
+}
+
+fn bearer(request: &Request) -> Option<String> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 /// JSON body whose rejections are [`ApiError`]s.
