@@ -111,14 +111,17 @@ pub fn parse(input: DeliveryInput<'_>) -> Result<Parsed, ProcessError> {
     }
 }
 
-/// Writes several parsed deliveries in one transaction; their pull-request snapshots go in one
-/// statement per organization.
+/// Writes several parsed deliveries in one transaction: pull-request snapshots, reviews and
+/// pushes in a few statements per organization, the rest one by one — by table, in the order of
+/// [`lock_order`], so concurrent batches take their row locks in one order.
 pub async fn write_all<C: ConnectionTrait>(
     session: &mut Session<'_, C>,
     parsed: &[&Parsed],
 ) -> Result<(), DbErr> {
-    // Pull requests first, like `lock_order`: batches take row locks in one order.
-    let mut prs: std::collections::BTreeMap<i64, Vec<PullRequestSnapshot>> = Default::default();
+    use std::collections::BTreeMap;
+    let mut prs: BTreeMap<i64, Vec<PullRequestSnapshot>> = BTreeMap::new();
+    let mut reviews: BTreeMap<i64, Vec<ReviewFact>> = BTreeMap::new();
+    let mut pushes: BTreeMap<i64, Vec<Push>> = BTreeMap::new();
     for p in parsed {
         if let Parsed::Repository {
             account,
@@ -126,26 +129,63 @@ pub async fn write_all<C: ConnectionTrait>(
             people,
             item,
         } = p
-            && let Item::PullRequest(pr) = item.as_ref()
         {
+            if !matches!(
+                item.as_ref(),
+                Item::PullRequest(_) | Item::Review(_) | Item::Push(_)
+            ) {
+                continue;
+            }
             let org = session.organization(account).await?;
             session.repository(org, repository).await?;
             session.users(org, people).await?;
-            prs.entry(org).or_default().push(pr.clone());
+            match item.as_ref() {
+                Item::PullRequest(pr) => prs.entry(org).or_default().push(pr.clone()),
+                Item::Review(review) => reviews.entry(org).or_default().push(review.clone()),
+                Item::Push(push) => pushes.entry(org).or_default().push(push.clone()),
+                _ => {}
+            }
         }
     }
+    let batched = |p: &Parsed| {
+        matches!(p, Parsed::Repository { item, .. }
+            if matches!(item.as_ref(), Item::PullRequest(_) | Item::Review(_) | Item::Push(_)))
+    };
     for (org, prs) in prs {
         pull_requests::upsert_many(session.db(), org, &prs).await?;
         let ids: Vec<i64> = prs.iter().map(|pr| pr.github_id).collect();
         crate::analytics::dirty::mark_pull_requests(session.db(), org, &ids).await?;
     }
-    for p in parsed {
-        if !matches!(
-            p,
-            Parsed::Repository { item, .. } if matches!(item.as_ref(), Item::PullRequest(_))
-        ) {
-            write(session, p).await?;
-        }
+    for p in parsed
+        .iter()
+        .filter(|p| matches!(p, Parsed::Installation { .. }))
+    {
+        write(session, p).await?;
+    }
+    for (org, reviews) in reviews {
+        reviews::upsert_many(session.db(), org, &reviews).await?;
+        let times: Vec<DateTime<Utc>> = reviews.iter().filter_map(|r| r.submitted_at).collect();
+        crate::analytics::dirty::mark_times(session.db(), org, &times).await?;
+        let mut ids: Vec<i64> = reviews.iter().map(|r| r.pull_request_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        crate::analytics::dirty::mark_pull_requests(session.db(), org, &ids).await?;
+    }
+    for p in parsed.iter().filter(|p| {
+        matches!(p, Parsed::Repository { item, .. } if matches!(item.as_ref(), Item::Comment(..)))
+    }) {
+        write(session, p).await?;
+    }
+    for (org, pushes) in pushes {
+        commits::record_pushes(session.db(), org, &pushes).await?;
+        crate::analytics::dirty::mark_pushes(session.db(), org, &pushes).await?;
+    }
+    for p in parsed.iter().filter(|p| {
+        !batched(p)
+            && !matches!(p, Parsed::Installation { .. })
+            && !matches!(p, Parsed::Repository { item, .. } if matches!(item.as_ref(), Item::Comment(..)))
+    }) {
+        write(session, p).await?;
     }
     Ok(())
 }

@@ -148,36 +148,7 @@ pub async fn mark<C: ConnectionTrait>(db: &C, org: i64, item: &Item) -> Result<(
             mark_times(db, org, &[comment.created_at]).await?;
             mark_pull_requests(db, org, &[comment.pull_request_id]).await
         }
-        Item::Push(push) => {
-            let authored: Vec<DateTime<Utc>> =
-                push.commits.iter().filter_map(|c| c.authored_at).collect();
-            mark_times(db, org, &authored).await?;
-            let shas: Vec<String> = push.commits.iter().map(|c| c.sha.clone()).collect();
-            let prs = ids(
-                db,
-                "SELECT github_id AS id FROM pull_requests WHERE repository_id = $1 \
-                 AND (head_ref = $2 OR ($3 AND merge_commit_sha = ANY($4::text[])))",
-                vec![
-                    push.repository_id.into(),
-                    push.branch.clone().into(),
-                    push.to_default_branch.into(),
-                    shas.clone().into(),
-                ],
-            )
-            .await?;
-            mark_pull_requests(db, org, &prs).await?;
-            if push.to_default_branch {
-                let deployments = ids(
-                    db,
-                    "SELECT github_id AS id FROM deployments WHERE repository_id = $1 \
-                     AND sha = ANY($2::text[])",
-                    vec![push.repository_id.into(), shas.into()],
-                )
-                .await?;
-                mark_deployments(db, org, &deployments).await?;
-            }
-            Ok(())
-        }
+        Item::Push(push) => mark_pushes(db, org, std::slice::from_ref(push)).await,
         Item::Deployment(deployment, _) => mark_deployments(db, org, &[deployment.github_id]).await,
         Item::Issue(issue) => {
             let times: Vec<DateTime<Utc>> = std::iter::once(issue.created_at)
@@ -187,4 +158,61 @@ pub async fn mark<C: ConnectionTrait>(db: &C, org: i64, item: &Item) -> Result<(
         }
         Item::Run(_) | Item::Nothing => Ok(()),
     }
+}
+
+/// Marks what pushes touch: their commits' author days, the pull requests whose head branch
+/// they reached and, on the default branch, the pull requests their commits merged and the
+/// deployments of their commits — for all of them in four statements.
+pub async fn mark_pushes<C: ConnectionTrait>(
+    db: &C,
+    org: i64,
+    pushes: &[crate::domain::commits::Push],
+) -> Result<(), DbErr> {
+    #[derive(serde::Serialize)]
+    struct Branch<'a> {
+        repository_id: i64,
+        branch: &'a str,
+        to_default: bool,
+        shas: Vec<&'a str>,
+    }
+    if pushes.is_empty() {
+        return Ok(());
+    }
+    let authored: Vec<DateTime<Utc>> = pushes
+        .iter()
+        .flat_map(|p| p.commits.iter().filter_map(|c| c.authored_at))
+        .collect();
+    mark_times(db, org, &authored).await?;
+    let branches: Vec<Branch<'_>> = pushes
+        .iter()
+        .map(|p| Branch {
+            repository_id: p.repository_id,
+            branch: &p.branch,
+            to_default: p.to_default_branch,
+            shas: p.commits.iter().map(|c| c.sha.as_str()).collect(),
+        })
+        .collect();
+    let json = serde_json::to_value(&branches).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let prs = ids(
+        db,
+        "SELECT DISTINCT p.github_id AS id FROM pull_requests p \
+         JOIN jsonb_to_recordset($1::jsonb) AS b(repository_id int8, branch text, to_default bool, shas text[]) \
+           ON p.repository_id = b.repository_id \
+          AND (p.head_ref = b.branch OR (b.to_default AND p.merge_commit_sha = ANY(b.shas)))",
+        vec![json.clone().into()],
+    )
+    .await?;
+    mark_pull_requests(db, org, &prs).await?;
+    if pushes.iter().any(|p| p.to_default_branch) {
+        let deployments = ids(
+            db,
+            "SELECT DISTINCT d.github_id AS id FROM deployments d \
+             JOIN jsonb_to_recordset($1::jsonb) AS b(repository_id int8, to_default bool, shas text[]) \
+               ON d.repository_id = b.repository_id AND b.to_default AND d.sha = ANY(b.shas)",
+            vec![json.into()],
+        )
+        .await?;
+        mark_deployments(db, org, &deployments).await?;
+    }
+    Ok(())
 }

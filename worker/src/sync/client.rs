@@ -116,6 +116,16 @@ impl Answer {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Pause {
+    until: Option<DateTime<Utc>>,
+    checked: std::time::Instant,
+}
+
+/// How long this process trusts its copy of a scope's pause before asking PostgreSQL again: a
+/// pause another replica records is seen within this, without a query per request.
+const PAUSE_RECHECK: Duration = Duration::from_secs(1);
+
 /// Tunables, mostly for tests.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -143,8 +153,9 @@ pub struct Github {
     /// One client per installation, shared: cloning an `Octocrab` copies its token cache, so a
     /// clone would fetch a token of its own.
     installations: Mutex<HashMap<i64, Arc<Octocrab>>>,
-    /// This process's copy of the pauses recorded in `github_rate_limits`.
-    pauses: Mutex<HashMap<Scope, DateTime<Utc>>>,
+    /// This process's copy of the pauses recorded in `github_rate_limits`, and when each scope
+    /// was last looked up there.
+    pauses: Mutex<HashMap<Scope, Pause>>,
     db: DatabaseConnection,
     options: ClientOptions,
     metrics: Arc<SyncMetrics>,
@@ -250,20 +261,33 @@ impl Github {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&scope)
             .copied();
-        if let Some(until) = local.filter(|u| *u > now) {
+        if let Some(until) = local.and_then(|p| p.until).filter(|u| *u > now) {
             return Err(GithubError::RateLimited {
                 until,
                 reason: "paused".to_owned(),
             });
         }
-        if let Some(pause) = ledger::paused(&self.db, &scope.key()).await? {
-            self.remember(scope, pause.until);
-            return Err(GithubError::RateLimited {
+        if local.is_some_and(|p| p.checked.elapsed() < PAUSE_RECHECK) {
+            return Ok(());
+        }
+        let recorded = ledger::paused(&self.db, &scope.key()).await?;
+        self.pauses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                scope,
+                Pause {
+                    until: recorded.as_ref().map(|p| p.until),
+                    checked: std::time::Instant::now(),
+                },
+            );
+        match recorded {
+            Some(pause) => Err(GithubError::RateLimited {
                 until: pause.until,
                 reason: pause.reason,
-            });
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn remember(&self, scope: Scope, until: DateTime<Utc>) {
@@ -271,8 +295,11 @@ impl Github {
             .pauses
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = pauses.entry(scope).or_insert(until);
-        *entry = (*entry).max(until);
+        let entry = pauses.entry(scope).or_insert(Pause {
+            until: Some(until),
+            checked: std::time::Instant::now(),
+        });
+        entry.until = Some(entry.until.map_or(until, |u| u.max(until)));
     }
 
     async fn pause(

@@ -31,6 +31,9 @@ pub async fn slice(ctx: &SyncContext, job: &Claimed, deadline: Instant) -> Resul
         .installation_id
         .ok_or_else(|| SyncError::Permanent("reconcile without an installation".into()))?;
     let scope = Scope::Installation(installation);
+    ctx.github
+        .renew_token(installation, std::time::Duration::from_secs(300))
+        .await?;
     let since = match job.since {
         Some(since) => since,
         None => since_for(ctx, installation).await?,

@@ -392,11 +392,11 @@ fn answer(world: &mut World, request: &Request, path: &str) -> (Option<i64>, Ans
     let Some(installation) = installation else {
         return (None, error(401, "Bad credentials"));
     };
-    let repos = world
+    let world: &World = world;
+    let repos: &[FakeRepo] = world
         .installations
         .get(&installation)
-        .cloned()
-        .unwrap_or_default();
+        .map_or(&[], Vec::as_slice);
     let answer = match (method, segments.as_slice()) {
         ("GET", ["installation", "repositories"]) => {
             let all: Vec<Value> = repos.iter().map(|r| r.repo.json()).collect();

@@ -637,3 +637,58 @@ async fn new_installations_and_added_repositories_record_a_backfill() {
     );
     env.teardown().await;
 }
+
+#[tokio::test]
+async fn a_pause_recorded_by_one_replica_stops_the_others() {
+    let env = Env::new().await;
+    let mut world = World::default();
+    world.installations.insert(
+        4,
+        fake_github::world(4, &account(400, "four"), 1, 5, 0, Utc::now()),
+    );
+    let fake = FakeGithub::start(world).await;
+    let job = ledger::enqueue(&env.db, &request(SyncKind::SyncInstallation, Some(4), None))
+        .await
+        .expect("enqueue")
+        .id;
+    // Another replica hit the limit of installation 4.
+    let until = Utc::now() + chrono::Duration::seconds(60);
+    ledger::pause(
+        &env.db,
+        "installation:4",
+        until,
+        Some(0),
+        "primary rate limit exhausted",
+    )
+    .await
+    .expect("pause");
+    let ctx = context(&env, &fake, "worker-b");
+
+    let direct = ctx
+        .github
+        .get(
+            worker::sync::client::Scope::Installation(4),
+            "/installation/repositories",
+            None,
+        )
+        .await;
+    let leased = run_one(&ctx, Some(job)).await.expect("claim");
+
+    assert!(
+        matches!(
+            direct,
+            Err(worker::sync::client::GithubError::RateLimited { .. })
+        ),
+        "{direct:?}"
+    );
+    assert!(
+        leased.is_none(),
+        "the paused installation's job is not leased"
+    );
+    assert_eq!(
+        fake.count("/installation/repositories"),
+        0,
+        "nothing was sent"
+    );
+    env.teardown().await;
+}
