@@ -13,6 +13,19 @@ async fn health_and_readiness_report_both_backends() {
     assert_eq!(status, 200);
     assert_eq!(ready["checks"]["postgres"], "ok");
     assert_eq!(ready["checks"]["redis"], "ok");
+    let github = ready["details"]["github_app"].as_str().unwrap_or_default();
+    assert!(github.starts_with("not configured"), "{ready}");
+    app.stop().await;
+
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/../worker/tests/fixtures/github/app-key.pem");
+    let app = crate::helpers::spawn_app_with(crate::helpers::AppOptions {
+        extra_vars: vec![("GITHUB_APP_ID", "4242"), ("GITHUB_APP_PRIVATE_KEY", key)],
+        ..Default::default()
+    })
+    .await;
+    let (_, ready) = app.get_json("/health/ready").await;
+    let github = ready["details"]["github_app"].as_str().unwrap_or_default();
+    assert!(github.starts_with("configured"), "{ready}");
     app.stop().await;
 }
 

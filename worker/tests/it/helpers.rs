@@ -143,12 +143,23 @@ impl Env {
 
     /// Runs `worker <args>` with `input` on its standard input.
     pub fn worker_command_with_input(&self, args: &[&str], input: &str) -> (i32, String, String) {
+        self.worker_command_with(args, input, &[])
+    }
+
+    /// Runs `worker <args>` with `input` on its standard input and `env` set as well.
+    pub fn worker_command_with(
+        &self,
+        args: &[&str],
+        input: &str,
+        env: &[(&str, &str)],
+    ) -> (i32, String, String) {
         use std::io::Write;
         let mut child = Command::new(env!("CARGO_BIN_EXE_worker"))
             .args(args)
             .env_clear()
             .env("DATABASE_URL", &self.test_db.url)
             .env("PUBLIC_URL", "https://devpulse.example.com")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -692,3 +692,123 @@ async fn a_pause_recorded_by_one_replica_stops_the_others() {
     );
     env.teardown().await;
 }
+
+#[tokio::test]
+async fn installations_take_turns_so_a_large_backfill_does_not_starve_a_small_one() {
+    // Arrange: a large installation recorded first, a small one after; one page per slice.
+    let env = Env::new().await;
+    let now = Utc::now();
+    let mut world = World::default();
+    world.installations.insert(
+        10,
+        fake_github::world(10, &account(1_000, "large"), 4, 150, 0, now),
+    );
+    world.installations.insert(
+        11,
+        fake_github::world(11, &account(1_100, "small"), 1, 10, 0, now),
+    );
+    let fake = FakeGithub::start(world).await;
+    let mut ctx = context(&env, &fake, "worker-a");
+    ctx.settings.slice = Duration::from_millis(1);
+    let large = ledger::enqueue(
+        &env.db,
+        &request(SyncKind::SyncInstallation, Some(10), None),
+    )
+    .await
+    .expect("enqueue")
+    .id;
+    let small = ledger::enqueue(
+        &env.db,
+        &request(SyncKind::SyncInstallation, Some(11), None),
+    )
+    .await
+    .expect("enqueue")
+    .id;
+
+    // Act: one worker, one slice at a time.
+    let mut order = Vec::new();
+    while let Some((job, _)) = run_one(&ctx, None).await.expect("slice") {
+        order.push(job.id);
+    }
+
+    // Assert: the small backfill finished long before the large one, which still finished.
+    let done = |id: i64| {
+        let db = env.db.clone();
+        async move { ledger::get(&db, id).await.expect("job").expect("row") }
+    };
+    assert_eq!(done(large).await.status, "done");
+    assert_eq!(done(small).await.status, "done");
+    let last_small = order
+        .iter()
+        .rposition(|id| *id == small)
+        .expect("small ran");
+    let large_slices = order.iter().filter(|id| **id == large).count();
+    assert!(
+        last_small < order.len() / 2,
+        "the small installation waited behind the large one: {order:?}"
+    );
+    assert!(large_slices > 8, "{order:?}");
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn worker_sync_backfill_runs_a_backfill_from_the_command_line() {
+    // Arrange
+    let env = Env::new().await;
+    let mut world = World::default();
+    world.installations.insert(
+        6,
+        fake_github::world(6, &account(600, "cli"), 2, 30, 1, Utc::now()),
+    );
+    let fake = FakeGithub::start(world).await;
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/github/app-key.pem"
+    );
+    let app_id = APP_ID.to_string();
+    let url = fake.url();
+    let vars = [
+        ("GITHUB_APP_ID", app_id.as_str()),
+        ("GITHUB_APP_PRIVATE_KEY", key),
+        ("GITHUB_API_URL", url.as_str()),
+    ];
+
+    // Act
+    // (The fake server runs on its own threads: blocking here on the child process is fine.)
+    let (code, out, err) = env.worker_command_with(
+        &[
+            "sync",
+            "backfill",
+            "--installation",
+            "6",
+            "--since",
+            "30d",
+            "--json",
+        ],
+        "",
+        &vars,
+    );
+    let (no_app, _, no_app_err) = env.worker_command(&["sync", "reconcile", "--installation", "6"]);
+    let (listed, list_out, _) = env.worker_command(&["sync", "list"]);
+
+    // Assert
+    assert_eq!(code, 0, "{err}");
+    let row: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(row["status"], "done");
+    assert_eq!(row["progress"]["pull_requests"], 60);
+    assert_eq!(
+        env.number("SELECT count(*) AS n FROM pull_requests", vec![])
+            .await,
+        60
+    );
+    assert_eq!(no_app, 1);
+    assert_eq!(
+        no_app_err.trim().lines().count(),
+        1,
+        "one readable line: {no_app_err}"
+    );
+    assert!(no_app_err.contains("GITHUB_APP_ID"), "{no_app_err}");
+    assert_eq!(listed, 0);
+    assert!(list_out.contains("syncInstallation job"), "{list_out}");
+    env.teardown().await;
+}
