@@ -161,6 +161,28 @@ pub async fn claim<C: ConnectionTrait>(
     row.map(|r| Claimed::from_query_result(&r, "")).transpose()
 }
 
+/// Extends this worker's lease, in the transaction that writes a page: false when the lease was
+/// lost (it ran out and another worker took the job), and the page must not be written.
+pub async fn renew<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    worker: &str,
+    lease: Duration,
+) -> Result<bool, DbErr> {
+    let result = db
+        .execute_raw(stmt(
+            "UPDATE sync_jobs SET lease_until = now() + make_interval(secs => $3) \
+             WHERE id = $1 AND leased_by = $2 AND status = 'running'",
+            [
+                id.into(),
+                worker.to_owned().into(),
+                lease.as_secs_f64().into(),
+            ],
+        ))
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// How a slice ended.
 #[derive(Debug, Clone)]
 pub enum SliceEnd {

@@ -17,7 +17,10 @@ async fn health_and_readiness_report_both_backends() {
     assert!(github.starts_with("not configured"), "{ready}");
     app.stop().await;
 
-    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/../worker/tests/fixtures/github/app-key.pem");
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../worker/tests/fixtures/github/app-key.pem"
+    );
     let app = crate::helpers::spawn_app_with(crate::helpers::AppOptions {
         extra_vars: vec![("GITHUB_APP_ID", "4242"), ("GITHUB_APP_PRIVATE_KEY", key)],
         ..Default::default()

@@ -237,8 +237,8 @@ async fn slice(ctx: &SyncContext, job: &Claimed) -> SliceEnd {
     }
 }
 
-/// Writes one page of records and moves its checkpoint past it, in one transaction: a page is
-/// written exactly once however the job is interrupted.
+/// Writes one page of records and moves its checkpoint past it, in one transaction, under this
+/// worker's lease: a page is written exactly once however the job is interrupted.
 pub async fn write_page(
     ctx: &SyncContext,
     job: i64,
@@ -253,6 +253,13 @@ pub async fn write_page(
     let txn = ctx.db.begin().await?;
     let mut session = Session::new(&txn, ctx.cache.clone());
     let written = async {
+        // Fencing: a worker whose lease ran out writes nothing more; the page's commit also
+        // extends the lease of the worker that holds it.
+        if !ledger::renew(&txn, job, &ctx.worker, ctx.settings.lease).await? {
+            return Err(DbErr::Custom(format!(
+                "the lease on sync job {job} was lost; another worker has it"
+            )));
+        }
         process::write_all(&mut session, &refs).await?;
         ledger::advance(&txn, job, repository_id, stream, next, items).await
     }

@@ -812,3 +812,38 @@ async fn worker_sync_backfill_runs_a_backfill_from_the_command_line() {
     assert!(list_out.contains("syncInstallation job"), "{list_out}");
     env.teardown().await;
 }
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_writes_nothing_more() {
+    let env = Env::new().await;
+    let mut world = World::default();
+    world.installations.insert(
+        8,
+        fake_github::world(8, &account(800, "eight"), 1, 5, 0, Utc::now()),
+    );
+    let fake = FakeGithub::start(world).await;
+    let job = ledger::enqueue(&env.db, &request(SyncKind::SyncInstallation, Some(8), None))
+        .await
+        .expect("enqueue")
+        .id;
+    // worker-a's lease ran out and worker-b took the job over.
+    ledger::claim(&env.db, "worker-a", Duration::from_secs(60), None)
+        .await
+        .expect("claim");
+    env.db
+        .execute_unprepared("UPDATE sync_jobs SET leased_by = 'worker-b'")
+        .await
+        .expect("taken over");
+    let stale = context(&env, &fake, "worker-a");
+
+    let written = worker::sync::write_page(&stale, job, 0, "repositories", &[], None, 0).await;
+
+    assert!(written.is_err(), "a stale worker's page is refused");
+    assert!(
+        ledger::checkpoints(&env.db, job)
+            .await
+            .expect("checkpoints")
+            .is_empty()
+    );
+    env.teardown().await;
+}
