@@ -847,3 +847,56 @@ async fn a_worker_that_lost_its_lease_writes_nothing_more() {
     );
     env.teardown().await;
 }
+
+#[tokio::test]
+async fn a_sync_job_that_fails_for_good_is_dead_lettered_and_resumed_by_a_retry() {
+    use jobs::dead_letters::{self, Scope, Selection};
+    // Arrange: GitHub refuses the repository listing (the App lost access) — a permanent error.
+    let env = Env::new().await;
+    let mut world = World::default();
+    world.installations.insert(
+        12,
+        fake_github::world(12, &account(1_200, "lost"), 1, 5, 0, Utc::now()),
+    );
+    let fake = FakeGithub::start(world).await;
+    fake.fault("/installation/repositories", 1, 403, &[]);
+    let ctx = context(&env, &fake, "worker-a");
+    let job = ledger::enqueue(
+        &env.db,
+        &request(SyncKind::SyncInstallation, Some(12), None),
+    )
+    .await
+    .expect("enqueue")
+    .id;
+
+    // Act 1
+    let ends = drive(&ctx, job).await;
+
+    // Assert 1: dead at once, in its kind's dead-letter queue, with the reason.
+    assert!(
+        matches!(ends.as_slice(), [SliceEnd::Dead { .. }]),
+        "{ends:?}"
+    );
+    let letters = dead_letters::list(&env.db, Scope::Platform, Some("syncInstallation"), 10)
+        .await
+        .expect("letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].reason, "permanent");
+    assert!(letters[0].error.contains("403"), "{}", letters[0].error);
+
+    // Act 2: access restored, an operator re-drives the letter.
+    let retried = dead_letters::retry(&env.db, Scope::Platform, &Selection::One(letters[0].id))
+        .await
+        .expect("retry");
+    assert_eq!(retried, vec![letters[0].id]);
+    let ends = drive(&ctx, job).await;
+
+    // Assert 2
+    assert!(matches!(ends.last(), Some(SliceEnd::Done)), "{ends:?}");
+    assert_eq!(
+        env.number("SELECT count(*) AS n FROM pull_requests", vec![])
+            .await,
+        5
+    );
+    env.teardown().await;
+}
