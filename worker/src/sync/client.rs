@@ -248,7 +248,7 @@ impl Github {
         let margin = chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::minutes(5));
         match crab.installation_token_with_buffer(margin).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(self.octocrab_error(Scope::App, "access_tokens", e).await),
+            Err(e) => Err(self.octocrab_error("access_tokens", e).await),
         }
     }
 
@@ -376,7 +376,7 @@ impl Github {
                     }
                     Err(e) => e,
                 },
-                Err(e) => self.octocrab_error(scope, path, e).await,
+                Err(e) => self.octocrab_error(path, e).await,
             };
             let retryable = match &error {
                 GithubError::Status { status, .. } => *status >= 500,
@@ -467,7 +467,7 @@ impl Github {
 
     /// An error octocrab raised itself: a transport failure, or the installation-token request
     /// (made with the App's JWT) answered with an error.
-    async fn octocrab_error(&self, scope: Scope, path: &str, e: octocrab::Error) -> GithubError {
+    async fn octocrab_error(&self, path: &str, e: octocrab::Error) -> GithubError {
         if let octocrab::Error::GitHub { source, .. } = &e {
             let headers = source.headers.clone().unwrap_or_default();
             if let Some(limit) = rate_limit(
@@ -483,7 +483,6 @@ impl Github {
                 {
                     return db;
                 }
-                let _ = scope;
                 return GithubError::RateLimited {
                     until: limit.until,
                     reason: limit.reason,

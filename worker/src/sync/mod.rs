@@ -369,7 +369,7 @@ pub async fn load_repos<C: ConnectionTrait>(
         .collect()
 }
 
-/// Fetches every page from `first` on; stops early when `keep` says an item is past the period.
+/// Fetches every page from `first` on (a pull request's reviews or commits, a deployment's statuses).
 pub async fn fetch_all<T: serde::de::DeserializeOwned>(
     github: &Github,
     scope: client::Scope,
