@@ -14,7 +14,7 @@ pub struct InstallationRepositories {
     pub repositories: Vec<Repository>,
 }
 
-/// An item of `GET /repos/{owner}/{repo}/pulls/{number}/commits`.
+/// An item of `GET /repos/{owner}/{repo}/pulls/{number}/commits` or `GET /repos/{owner}/{repo}/commits`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PullCommit {
     pub sha: String,
@@ -32,6 +32,9 @@ pub struct GitCommit {
     pub message: String,
     #[serde(default)]
     pub author: Option<GitPerson>,
+    /// When the commit was made on its branch (for a squash or merge commit: the merge).
+    #[serde(default)]
+    pub committer: Option<GitPerson>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

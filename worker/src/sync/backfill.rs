@@ -1,7 +1,8 @@
 //! `syncInstallation`: an installation's history for a period — its repositories, then per
-//! repository the pull requests (each with its reviews and commits), deployments (with their
-//! statuses) and issues (incidents are issues with a matching label) — written through the
-//! webhook jobs' writers. Checkpointed per repository, stream and page (`sync_checkpoints`).
+//! repository the pull requests (each with its reviews and commits), the default branch's
+//! commits, deployments (with their statuses) and issues (incidents are issues with a matching
+//! label) — written through the webhook jobs' writers. Checkpointed per repository, stream and
+//! page (`sync_checkpoints`).
 
 use std::collections::HashMap;
 
@@ -21,7 +22,7 @@ use super::{
 };
 
 /// The streams of each repository, in the order they are fetched.
-pub const STREAMS: [&str; 3] = ["pulls", "deployments", "issues"];
+pub const STREAMS: [&str; 4] = ["pulls", "commits", "deployments", "issues"];
 const LISTING: &str = "repositories";
 
 /// One slice of a backfill: pages until the slice's time is up, then `More`.
@@ -112,10 +113,21 @@ pub async fn slice(ctx: &SyncContext, job: &Claimed, deadline: Instant) -> Resul
             .await?;
             continue;
         };
-        let mut path = checkpoint
-            .next_page
-            .clone()
-            .unwrap_or_else(|| first_page(&checkpoint.stream, repo.full_name(), job.since));
+        let Some(first) = first_page(&checkpoint.stream, repo, job.since) else {
+            // No default branch known: no history to place commits in.
+            write_page(
+                ctx,
+                job.id,
+                checkpoint.repository_id,
+                &checkpoint.stream,
+                &[],
+                None,
+                0,
+            )
+            .await?;
+            continue;
+        };
+        let mut path = checkpoint.next_page.clone().unwrap_or(first);
         loop {
             if Instant::now() >= deadline {
                 return Ok(Step::More);
@@ -151,21 +163,25 @@ pub async fn slice(ctx: &SyncContext, job: &Claimed, deadline: Instant) -> Resul
 }
 
 /// The first page of a stream: newest first, so the period's end is where the pages stop.
-pub fn first_page(stream: &str, full_name: &str, since: Option<DateTime<Utc>>) -> String {
-    match stream {
+/// `None`: the stream has nothing to fetch (commits of a repository without a default branch).
+pub fn first_page(stream: &str, repo: &Repo, since: Option<DateTime<Utc>>) -> Option<String> {
+    let full_name = repo.full_name();
+    let since = since
+        .map(|s| format!("&since={}", s.to_rfc3339_opts(SecondsFormat::Secs, true)))
+        .unwrap_or_default();
+    Some(match stream {
         "pulls" => {
             format!("/repos/{full_name}/pulls?state=all&sort=updated&direction=desc&per_page=100")
         }
-        "deployments" => format!("/repos/{full_name}/deployments?per_page=100"),
-        _ => {
-            let since = since
-                .map(|s| format!("&since={}", s.to_rfc3339_opts(SecondsFormat::Secs, true)))
-                .unwrap_or_default();
-            format!(
-                "/repos/{full_name}/issues?state=all&sort=updated&direction=desc&per_page=100{since}"
-            )
+        "commits" => {
+            let branch = repo.snapshot.default_branch.as_deref()?;
+            format!("/repos/{full_name}/commits?sha={branch}&per_page=100{since}")
         }
-    }
+        "deployments" => format!("/repos/{full_name}/deployments?per_page=100"),
+        _ => format!(
+            "/repos/{full_name}/issues?state=all&sort=updated&direction=desc&per_page=100{since}"
+        ),
+    })
 }
 
 /// One page's records, where the stream goes next, and how many GitHub items it held.
@@ -232,6 +248,16 @@ async fn fetch_page(
                 items,
             })
         }
+        "commits" => {
+            let listed: Vec<rest::PullCommit> = answer.json()?;
+            let items = listed.len();
+            let branch = repo.snapshot.default_branch.clone().unwrap_or_default();
+            Ok(Page {
+                records: default_branch_records(repo, &branch, listed),
+                next,
+                items,
+            })
+        }
         _ => {
             let listed: Vec<rest::ListedIssue> = answer.json()?;
             let mut records = Vec::new();
@@ -287,6 +313,35 @@ pub fn pull_request_record(repo: &Repo, pr: github::PullRequest) -> Result<Parse
     let mut people = Vec::new();
     let item = process::pull_request_item(pr, None, repo.snapshot.github_id, &mut people)?;
     Ok(repo.record(people, item))
+}
+
+/// The default branch's history, as pushes of one commit each at the commit's committer time:
+/// that orders the history (`default_branch_pushed_at`) the way "contains the PR" needs it, and a
+/// real push seen later by webhook does not move a commit back in it (the earliest time wins).
+fn default_branch_records(
+    repo: &Repo,
+    branch: &str,
+    commits: Vec<rest::PullCommit>,
+) -> Vec<Parsed> {
+    commits
+        .into_iter()
+        .map(|c| {
+            let pushed_at = c
+                .commit
+                .committer
+                .as_ref()
+                .and_then(|p| p.date)
+                .or_else(|| c.commit.author.as_ref().and_then(|p| p.date));
+            let mut record = commits_record(repo, branch, vec![c]);
+            if let Parsed::Repository { item, .. } = &mut record
+                && let Item::Push(push) = item.as_mut()
+            {
+                push.to_default_branch = true;
+                push.pushed_at = pushed_at;
+            }
+            record
+        })
+        .collect()
 }
 
 /// A pull request's commits, recorded like a push to its head branch (which is what they were).

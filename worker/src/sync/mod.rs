@@ -289,6 +289,7 @@ async fn progress(db: &DatabaseConnection, job: &Claimed) -> Result<serde_json::
                     WHERE job_id = $1 AND repository_id <> 0 GROUP BY repository_id HAVING bool_and(done)) d), \
                 'pages', COALESCE(sum(pages), 0), \
                 'pull_requests', COALESCE(sum(items) FILTER (WHERE stream = 'pulls'), 0), \
+                'commits', COALESCE(sum(items) FILTER (WHERE stream = 'commits'), 0), \
                 'deployments', COALESCE(sum(items) FILTER (WHERE stream = 'deployments'), 0), \
                 'issues', COALESCE(sum(items) FILTER (WHERE stream = 'issues'), 0), \
                 'reconciled', COALESCE(sum(items) FILTER (WHERE stream = 'reconcile'), 0)) AS p \

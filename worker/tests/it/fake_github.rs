@@ -555,6 +555,36 @@ fn repo_endpoint(world: &World, request: &Request, repo: &FakeRepo, rest: &[&str
             }
             None => error(404, "Not Found"),
         },
+        ["commits"] => {
+            // The default branch: one squash commit per merged pull request, newest first.
+            let since = query(request, "since")
+                .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+                .map(|s| s.with_timezone(&Utc));
+            let mut merged: Vec<&FakePr> = repo
+                .prs
+                .iter()
+                .filter(|p| p.pr.merged_at.is_some_and(|m| since.is_none_or(|s| m >= s)))
+                .collect();
+            merged.sort_by_key(|p| std::cmp::Reverse(p.pr.merged_at));
+            let items: Vec<Value> = merged
+                .iter()
+                .map(|p| {
+                    let at = time(p.pr.merged_at.unwrap_or(p.pr.created_at));
+                    json!({
+                        "sha": p.pr.merge_commit_sha,
+                        "commit": {
+                            "message": format!("{} (#{})", p.pr.title, p.pr.number),
+                            "author": {"name": p.pr.author.login, "email": "dev@example.com", "date": at},
+                            "committer": {"name": "GitHub", "email": "noreply@github.com", "date": at},
+                        },
+                        "author": p.pr.author.json(),
+                        "committer": {"id": 19864447, "login": "web-flow", "type": "User"},
+                    })
+                })
+                .collect();
+            let (page, headers) = paginate(world, request, items);
+            (200, Some(Value::Array(page)), headers)
+        }
         ["deployments"] => {
             let mut list: Vec<&(Deploy, Vec<Value>)> = repo.deployments.iter().collect();
             list.sort_by_key(|d| std::cmp::Reverse(d.0.created_at));

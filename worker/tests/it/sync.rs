@@ -198,9 +198,24 @@ async fn a_backfill_interrupted_half_way_and_restarted_writes_each_row_once() {
         500
     );
     assert_eq!(
-        env.number("SELECT count(*) AS n FROM commits", vec![])
-            .await,
-        1_000
+        env.number(
+            "SELECT count(*) AS n FROM commits WHERE NOT on_default_branch",
+            vec![]
+        )
+        .await,
+        1_000,
+        "two commits of each pull request, on its head branch"
+    );
+    assert_eq!(
+        env.number(
+            "SELECT count(*) AS n FROM commits c JOIN pull_requests p \
+             ON p.merge_commit_sha = c.sha AND c.on_default_branch \
+             AND c.default_branch_pushed_at = p.merged_at",
+            vec![]
+        )
+        .await,
+        250,
+        "the default branch's history: each merged pull request's commit, placed at its merge"
     );
     assert_eq!(
         env.number("SELECT count(*) AS n FROM deployments", vec![])
