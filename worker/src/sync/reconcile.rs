@@ -2,7 +2,8 @@
 //! since the last reconcile, and the open ones, compared with the stored rows; each that differs
 //! (missing, older, another state — a stored "open" pull request GitHub no longer lists as
 //! open is the classic missed `closed` webhook) is fetched in full and written through the
-//! pull-request writer. The open listing is asked with its ETag: unchanged costs no rate limit.
+//! pull-request writer. Both listings' first pages are asked with their ETags: unchanged costs
+//! no rate limit.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -137,12 +138,25 @@ async fn reconcile_repository(
     let stored = stored_pull_requests(&ctx.db, repo.snapshot.github_id, since).await?;
     let mut suspects: BTreeSet<i32> = BTreeSet::new();
 
-    // Updated since the last reconcile, newest first.
-    let mut next = Some(format!(
-        "/repos/{full}/pulls?state=all&sort=updated&direction=desc&per_page=100"
-    ));
+    // Updated since the last reconcile, newest first. The first page is asked with its ETag: a
+    // 304 means nothing was updated since the last reconcile read it.
+    let key = scope.key();
+    let updated_path =
+        format!("/repos/{full}/pulls?state=all&sort=updated&direction=desc&per_page=100");
+    let updated_etag = ledger::etag(&ctx.db, &key, &updated_path).await?;
+    let mut new_updated_etag = None;
+    let mut next = Some(updated_path.clone());
     while let Some(path) = next {
-        let answer = ctx.github.get(scope, &path, None).await?;
+        let etag = (path == updated_path)
+            .then_some(updated_etag.as_deref())
+            .flatten();
+        let answer = ctx.github.get(scope, &path, etag).await?;
+        if answer.not_modified() {
+            break;
+        }
+        if path == updated_path {
+            new_updated_etag = answer.etag.clone();
+        }
         let listed: Vec<github::PullRequest> = answer.json()?;
         next = answer.next;
         for pr in &listed {
@@ -158,7 +172,6 @@ async fn reconcile_repository(
 
     // The open ones: stored open but not open on GitHub means an update was missed.
     let open_path = format!("/repos/{full}/pulls?state=open&per_page=100");
-    let key = scope.key();
     let etag = ledger::etag(&ctx.db, &key, &open_path).await?;
     let first = ctx.github.get(scope, &open_path, etag.as_deref()).await?;
     let new_etag = first.etag.clone().filter(|_| !first.not_modified());
@@ -217,8 +230,12 @@ async fn reconcile_repository(
         changed,
     )
     .await?;
+    // Remembered only now that what they listed is written.
     if let Some(tag) = new_etag {
         ledger::set_etag(&ctx.db, &key, &open_path, &tag).await?;
+    }
+    if let Some(tag) = new_updated_etag {
+        ledger::set_etag(&ctx.db, &key, &updated_path, &tag).await?;
     }
     if changed > 0 {
         ctx.github

@@ -405,7 +405,7 @@ async fn a_missed_closed_webhook_is_healed_by_reconcile() {
     let row = ledger::get(&env.db, job).await.expect("job").expect("row");
     assert_eq!(row.progress["reconciled"], 2);
 
-    // A second reconcile: the open listing is unchanged (ETag → 304), nothing differs.
+    // A second reconcile: both listings are unchanged (ETag → 304), nothing differs.
     let again = ledger::enqueue(&env.db, &request(SyncKind::Reconcile, Some(9), None))
         .await
         .expect("enqueue")
@@ -420,6 +420,13 @@ async fn a_missed_closed_webhook_is_healed_by_reconcile() {
         .map(|l| l.status)
         .collect();
     assert_eq!(open_listings, vec![200, 304]);
+    let updated_listings: Vec<u16> = fake
+        .log()
+        .iter()
+        .filter(|l| l.path.contains("pulls?state=all"))
+        .map(|l| l.status)
+        .collect();
+    assert_eq!(updated_listings, vec![200, 304]);
     env.teardown().await;
 }
 
