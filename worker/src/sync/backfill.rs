@@ -98,6 +98,7 @@ pub async fn slice(ctx: &SyncContext, job: &Claimed, deadline: Instant) -> Resul
         .into_iter()
         .map(|r| (r.snapshot.github_id, r))
         .collect();
+    let mut written = 0usize;
     for checkpoint in checkpoints {
         let Some(repo) = repos.get(&checkpoint.repository_id) else {
             // Listed, but its organization could not be recorded: nothing to attach rows to.
@@ -129,9 +130,11 @@ pub async fn slice(ctx: &SyncContext, job: &Claimed, deadline: Instant) -> Resul
         };
         let mut path = checkpoint.next_page.clone().unwrap_or(first);
         loop {
-            if Instant::now() >= deadline {
+            // Every slice writes at least one page, however long its start took.
+            if written > 0 && Instant::now() >= deadline {
                 return Ok(Step::More);
             }
+            written += 1;
             let page = match fetch_page(ctx, scope, repo, &checkpoint.stream, &path, job.since)
                 .await
             {

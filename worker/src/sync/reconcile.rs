@@ -48,8 +48,9 @@ pub async fn slice(ctx: &SyncContext, job: &Claimed, deadline: Instant) -> Resul
         .map(|c| c.repository_id)
         .collect();
     let repos = load_repos(&ctx.db, installation, &pending).await?;
-    for repo in &repos {
-        if Instant::now() >= deadline {
+    for (done, repo) in repos.iter().enumerate() {
+        // Every slice reconciles at least one repository, however long its start took.
+        if done > 0 && Instant::now() >= deadline {
             return Ok(Step::More);
         }
         match reconcile_repository(ctx, job.id, scope, repo, since).await {

@@ -922,3 +922,38 @@ async fn a_sync_job_that_fails_for_good_is_dead_lettered_and_resumed_by_a_retry(
     );
     env.teardown().await;
 }
+
+#[tokio::test]
+async fn installation_tokens_are_renewed_before_they_expire() {
+    // Arrange: GitHub's tokens last 4 minutes here, inside the 5-minute renewal margin.
+    let env = Env::new().await;
+    let mut world = World::default();
+    world.token_lifetime = Some(chrono::Duration::minutes(4));
+    world.installations.insert(
+        13,
+        fake_github::world(13, &account(1_300, "tok"), 1, 150, 0, Utc::now()),
+    );
+    let fake = FakeGithub::start(world).await;
+    let mut ctx = context(&env, &fake, "worker-a");
+    ctx.settings.slice = Duration::from_millis(1);
+    let job = ledger::enqueue(
+        &env.db,
+        &request(SyncKind::SyncInstallation, Some(13), None),
+    )
+    .await
+    .expect("enqueue")
+    .id;
+
+    // Act: slice after slice until done.
+    let slices = drive(&ctx, job).await.len();
+
+    // Assert: a fresh token at every slice (each found the cached one too close to expiry), and
+    // every request carried a token the fake had issued (it answers 401 otherwise).
+    let issued = fake
+        .with(|w| w.tokens_issued.get(&13).copied())
+        .unwrap_or_default();
+    assert!(slices >= 3, "{slices}");
+    assert!(issued >= slices, "{issued} tokens for {slices} slices");
+    assert!(fake.log().iter().all(|l| l.status != 401));
+    env.teardown().await;
+}
