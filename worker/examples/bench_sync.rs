@@ -130,8 +130,8 @@ async fn main() -> anyhow::Result<()> {
     let total = repos * prs;
     anyhow::ensure!(fetched == total, "fetched {fetched} of {total}");
     println!(
-        "backfill: {repos} repositories x {prs} pull requests (+ reviews, commits, 5 deployments \
-         and 1 issue per repository) in {system:.2} s = {:.0} pull requests/s, {requests_system} requests",
+        "backfill: {repos} repositories x {prs} pull requests (+ reviews, commits, the default branch, \
+         5 deployments and 1 issue per repository) in {system:.2} s = {:.0} pull requests/s, {requests_system} requests",
         total as f64 / system
     );
     println!(
