@@ -65,6 +65,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ),
     ("POST", "/api/v1/admin/dead-letters/retry", "AAFFAFU"),
     ("DELETE", "/api/v1/admin/dead-letters", "AAFFAFU"),
+    ("GET", "/api/v1/admin/sync-jobs", "AAFFAFU"),
     ("POST", "/api/v1/admin/api-keys", "AAFFAFU"),
     ("GET", "/api/v1/admin/api-keys", "AAFFAFU"),
     ("DELETE", "/api/v1/admin/api-keys/{key_id}", "AAFFNFU"),

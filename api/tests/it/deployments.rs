@@ -174,3 +174,35 @@ async fn a_pipeline_reports_deployments_with_an_organization_api_key() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn admins_see_their_organizations_sync_jobs_and_progress() {
+    let app = spawn_app().await;
+    let org_a = app.create_org("Alpha").await;
+    let org_b = app.create_org("Beta").await;
+    app.db
+        .execute_unprepared(&format!(
+            "INSERT INTO sync_jobs (kind, installation_id, organization_id, requested_by, progress) VALUES \
+             ('syncInstallation', 5, {org_a}, 'webhook', '{{\"pull_requests\": 3}}'), \
+             ('syncInstallation', 6, {org_b}, 'webhook', '{{}}')"
+        ))
+        .await
+        .expect("jobs");
+    let admin = app.person(org_a, "admin@a.test", Role::Admin).await;
+
+    let (status, jobs) = app.get_as(&admin.access, "/api/v1/admin/sync-jobs").await;
+    let (letters, _) = app
+        .get_as(
+            &admin.access,
+            "/api/v1/admin/dead-letters?queue=syncInstallation",
+        )
+        .await;
+
+    assert_eq!(status, 200, "{jobs}");
+    let jobs = jobs.as_array().expect("list");
+    assert_eq!(jobs.len(), 1, "only the caller's organization: {jobs:?}");
+    assert_eq!(jobs[0]["installation_id"], 5);
+    assert_eq!(jobs[0]["progress"]["pull_requests"], 3);
+    assert_eq!(letters, 200, "sync queues are dead-letter queues too");
+    app.stop().await;
+}

@@ -1,4 +1,4 @@
-//! The organization's dead letters, for its owners and admins.
+//! The organization's dead letters and sync jobs, for its owners and admins.
 
 use axum::{Extension, Json, extract::State};
 use jobs::{
@@ -24,6 +24,8 @@ fn queue(raw: Option<String>) -> Result<Option<String>, ApiError> {
     raw.map(|q| {
         JobKind::parse(&q)
             .map(|k| k.as_str().to_owned())
+            .or_else(|| jobs::sync::SyncKind::parse(&q).map(|k| k.as_str().to_owned()))
+            .or_else(|| (q == jobs::analytics::notify::QUEUE).then(|| q.clone()))
             .ok_or_else(|| ApiError::unprocessable("unknown_queue", format!("unknown queue {q:?}")))
     })
     .transpose()
@@ -135,4 +137,24 @@ pub async fn purge(
     let purged = dead_letters::purge(&txn, Scope::Organization(caller.org), age).await?;
     txn.commit().await?;
     Ok(Json(json!({ "purged": purged })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncQuery {
+    limit: Option<u64>,
+}
+
+/// The organization's sync jobs (backfills, reconciles), newest first, with their progress.
+#[tracing::instrument(skip_all, fields(org = %caller.org))]
+pub async fn sync_jobs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(query): ApiQuery<SyncQuery>,
+) -> Result<Json<Vec<jobs::sync::JobRow>>, ApiError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    let rows = jobs::sync::list(&txn, Some(caller.org.0), limit).await?;
+    txn.commit().await?;
+    Ok(Json(rows))
 }

@@ -205,6 +205,10 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             delete(admin::purge),
         ),
         (
+            spec(M::GET, "/api/v1/admin/sync-jobs", ADMIN),
+            get(admin::sync_jobs),
+        ),
+        (
             spec(M::POST, "/api/v1/admin/api-keys", ADMIN),
             post(deployments::create_key),
         ),
