@@ -1,10 +1,11 @@
 //! A fake GitHub REST API for the sync tests and `scripts/bench-sync` (there is no internet
 //! here): a wiremock server with one responder that serves a generated world — installations,
-//! repositories, pull requests with reviews and commits, deployments with statuses, issues, the
-//! App's webhook deliveries — with GitHub's pagination (`Link`), App JWT and installation-token
-//! auth, ETags, and faults injected on demand (5xx, rate-limit answers with reset times,
-//! secondary limits with `Retry-After`). Every request is logged with its time.
+//! repositories, pull requests with reviews and commits, the default branch, deployments with
+//! statuses, issues, the App's webhook deliveries — with GitHub's pagination (`Link`), App JWT
+//! and installation-token auth, ETags, and faults injected on demand (5xx, rate-limit answers
+//! with reset times, secondary limits with `Retry-After`). Every request is logged with its time.
 
+// Shared with examples/bench_sync.rs (`#[path]`), which uses only part of it.
 #![allow(dead_code)]
 
 use std::{
