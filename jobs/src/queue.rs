@@ -169,7 +169,9 @@ impl Queue {
             return Ok(0);
         }
         let meta_prefix = config.job_meta_hash();
+        // One transaction: nobody sees a job's data gone and its meta still there.
         let mut pipe = redis::pipe();
+        pipe.atomic();
         pipe.hdel(config.job_data_hash(), &ids).ignore();
         for id in &ids {
             pipe.del(format!("{meta_prefix}:{id}")).ignore();
