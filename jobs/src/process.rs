@@ -122,69 +122,62 @@ pub async fn write_all<C: ConnectionTrait>(
     let mut prs: BTreeMap<i64, Vec<PullRequestSnapshot>> = BTreeMap::new();
     let mut reviews: BTreeMap<i64, Vec<ReviewFact>> = BTreeMap::new();
     let mut pushes: BTreeMap<i64, Vec<Push>> = BTreeMap::new();
+    let (mut installations, mut comments, mut rest) = (Vec::new(), Vec::new(), Vec::new());
     for p in parsed {
-        if let Parsed::Repository {
+        let Parsed::Repository {
             account,
             repository,
             people,
             item,
         } = p
-        {
-            if !matches!(
-                item.as_ref(),
-                Item::PullRequest(_) | Item::Review(_) | Item::Push(_)
-            ) {
-                continue;
+        else {
+            installations.push(*p);
+            continue;
+        };
+        let batch = match item.as_ref() {
+            Item::PullRequest(_) | Item::Review(_) | Item::Push(_) => true,
+            Item::Comment(..) => {
+                comments.push(*p);
+                false
             }
-            let org = session.organization(account).await?;
-            session.repository(org, repository).await?;
-            session.users(org, people).await?;
-            match item.as_ref() {
-                Item::PullRequest(pr) => prs.entry(org).or_default().push(pr.clone()),
-                Item::Review(review) => reviews.entry(org).or_default().push(review.clone()),
-                Item::Push(push) => pushes.entry(org).or_default().push(push.clone()),
-                _ => {}
+            _ => {
+                rest.push(*p);
+                false
             }
+        };
+        if !batch {
+            continue;
+        }
+        let org = session.organization(account).await?;
+        session.repository(org, repository).await?;
+        session.users(org, people).await?;
+        match item.as_ref() {
+            Item::PullRequest(pr) => prs.entry(org).or_default().push(pr.clone()),
+            Item::Review(review) => reviews.entry(org).or_default().push(review.clone()),
+            Item::Push(push) => pushes.entry(org).or_default().push(push.clone()),
+            _ => {}
         }
     }
-    let batched = |p: &Parsed| {
-        matches!(p, Parsed::Repository { item, .. }
-            if matches!(item.as_ref(), Item::PullRequest(_) | Item::Review(_) | Item::Push(_)))
-    };
     for (org, prs) in prs {
         pull_requests::upsert_many(session.db(), org, &prs).await?;
         let ids: Vec<i64> = prs.iter().map(|pr| pr.github_id).collect();
         crate::analytics::dirty::mark_pull_requests(session.db(), org, &ids).await?;
     }
-    for p in parsed
-        .iter()
-        .filter(|p| matches!(p, Parsed::Installation { .. }))
-    {
+    for p in installations {
         write(session, p).await?;
     }
     for (org, reviews) in reviews {
         reviews::upsert_many(session.db(), org, &reviews).await?;
-        let times: Vec<DateTime<Utc>> = reviews.iter().filter_map(|r| r.submitted_at).collect();
-        crate::analytics::dirty::mark_times(session.db(), org, &times).await?;
-        let mut ids: Vec<i64> = reviews.iter().map(|r| r.pull_request_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        crate::analytics::dirty::mark_pull_requests(session.db(), org, &ids).await?;
+        crate::analytics::dirty::mark_reviews(session.db(), org, &reviews).await?;
     }
-    for p in parsed.iter().filter(|p| {
-        matches!(p, Parsed::Repository { item, .. } if matches!(item.as_ref(), Item::Comment(..)))
-    }) {
+    for p in comments {
         write(session, p).await?;
     }
     for (org, pushes) in pushes {
         commits::record_pushes(session.db(), org, &pushes).await?;
         crate::analytics::dirty::mark_pushes(session.db(), org, &pushes).await?;
     }
-    for p in parsed.iter().filter(|p| {
-        !batched(p)
-            && !matches!(p, Parsed::Installation { .. })
-            && !matches!(p, Parsed::Repository { item, .. } if matches!(item.as_ref(), Item::Comment(..)))
-    }) {
+    for p in rest {
         write(session, p).await?;
     }
     Ok(())

@@ -6,12 +6,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use serde::Serialize;
 
-fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values)
-}
+use crate::domain::stmt;
 
 /// What a sync job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -197,8 +195,11 @@ pub enum SliceEnd {
         error: String,
         retry_at: DateTime<Utc>,
     },
-    /// Failed for good (a permanent error, or out of attempts).
-    Dead { error: String },
+    /// Failed for good (a permanent error, out of attempts, or crash-looping).
+    Dead {
+        reason: crate::dead_letters::Reason,
+        error: String,
+    },
 }
 
 /// Ends this worker's lease on a job. Returns false when the lease was lost (another worker
@@ -218,7 +219,7 @@ pub async fn release<C: ConnectionTrait>(
             SliceEnd::Failed { error, retry_at } => {
                 ("running", Some(*retry_at), false, Some(error))
             }
-            SliceEnd::Dead { error } => ("dead", None, false, Some(error)),
+            SliceEnd::Dead { error, .. } => ("dead", None, false, Some(error)),
         };
     let done = matches!(end, SliceEnd::Done | SliceEnd::Dead { .. });
     let result = db
@@ -578,18 +579,17 @@ pub async fn claim_redelivery<C: ConnectionTrait>(
     Ok(result.rows_affected() == 1)
 }
 
-/// Records how the request went: `Ok` GitHub accepted it; `Err` it did not, and the claim is
-/// dropped so a later run asks again.
+/// Records how the request went: GitHub `accepted` it; or it did not, and the claim is dropped
+/// so a later run asks again.
 pub async fn finish_redelivery<C: ConnectionTrait>(
     db: &C,
     guid: &str,
-    outcome: Result<(), &str>,
+    accepted: bool,
 ) -> Result<(), DbErr> {
-    let sql = match outcome {
-        Ok(()) => {
-            "UPDATE github_redeliveries SET status = 'requested', error = NULL WHERE guid = $1"
-        }
-        Err(_) => "DELETE FROM github_redeliveries WHERE guid = $1 AND status = 'requesting'",
+    let sql = if accepted {
+        "UPDATE github_redeliveries SET status = 'requested' WHERE guid = $1"
+    } else {
+        "DELETE FROM github_redeliveries WHERE guid = $1 AND status = 'requesting'"
     };
     db.execute_raw(stmt(sql, [guid.to_owned().into()])).await?;
     Ok(())

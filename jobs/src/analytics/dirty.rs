@@ -135,15 +135,7 @@ async fn ids<C: ConnectionTrait>(
 pub async fn mark<C: ConnectionTrait>(db: &C, org: i64, item: &Item) -> Result<(), DbErr> {
     match item {
         Item::PullRequest(pr) => mark_pull_requests(db, org, &[pr.github_id]).await,
-        Item::Review(review) => {
-            mark_times(
-                db,
-                org,
-                &review.submitted_at.into_iter().collect::<Vec<_>>(),
-            )
-            .await?;
-            mark_pull_requests(db, org, &[review.pull_request_id]).await
-        }
+        Item::Review(review) => mark_reviews(db, org, std::slice::from_ref(review)).await,
         Item::Comment(_, comment) => {
             mark_times(db, org, &[comment.created_at]).await?;
             mark_pull_requests(db, org, &[comment.pull_request_id]).await
@@ -158,6 +150,20 @@ pub async fn mark<C: ConnectionTrait>(db: &C, org: i64, item: &Item) -> Result<(
         }
         Item::Run(_) | Item::Nothing => Ok(()),
     }
+}
+
+/// Marks what reviews touch: their days, and everything of their pull requests.
+pub async fn mark_reviews<C: ConnectionTrait>(
+    db: &C,
+    org: i64,
+    reviews: &[crate::domain::reviews::ReviewFact],
+) -> Result<(), DbErr> {
+    let times: Vec<DateTime<Utc>> = reviews.iter().filter_map(|r| r.submitted_at).collect();
+    mark_times(db, org, &times).await?;
+    let mut prs: Vec<i64> = reviews.iter().map(|r| r.pull_request_id).collect();
+    prs.sort_unstable();
+    prs.dedup();
+    mark_pull_requests(db, org, &prs).await
 }
 
 /// Marks what pushes touch: their commits' author days, the pull requests whose head branch

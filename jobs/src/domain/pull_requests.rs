@@ -317,15 +317,7 @@ pub async fn refresh_first_commit_many<C: ConnectionTrait>(
 /// other than the author and not a bot; `first_approved_at`: the earliest approval. Recomputed
 /// from `reviews`, so it does not matter whether the reviews or the pull request came first.
 /// (Reviews are never deleted, so a pull request without any keeps both times empty and is
-/// skipped.)
-pub async fn refresh_review_times<C: ConnectionTrait>(
-    db: &C,
-    pull_request_id: i64,
-) -> Result<(), DbErr> {
-    refresh_review_times_many(db, &[pull_request_id]).await
-}
-
-/// [`refresh_review_times`] for several pull requests in one statement.
+/// skipped.) Several pull requests in one statement.
 pub async fn refresh_review_times_many<C: ConnectionTrait>(
     db: &C,
     pull_request_ids: &[i64],

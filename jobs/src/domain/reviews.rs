@@ -2,9 +2,7 @@
 //! review). A review's state only moves up pending < commented < changes_requested < approved
 //! < dismissed; `submitted_at` keeps the earliest time seen.
 
-use std::sync::LazyLock;
-
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::LazyLock};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
@@ -40,21 +38,7 @@ pub async fn upsert<C: ConnectionTrait>(
     organization_id: i64,
     review: &ReviewFact,
 ) -> Result<(), DbErr> {
-    db.execute_raw(stmt(
-        &UPSERT,
-        [
-            review.github_id.into(),
-            organization_id.into(),
-            review.repository_id.into(),
-            review.pull_request_id.into(),
-            review.reviewer_id.into(),
-            review.state.clone().into(),
-            review.submitted_at.into(),
-            review.commit_id.clone().into(),
-        ],
-    ))
-    .await?;
-    pull_requests::refresh_review_times(db, review.pull_request_id).await
+    upsert_many(db, organization_id, std::slice::from_ref(review)).await
 }
 
 /// Several reviews in one statement (a batch of jobs, a page of a backfill), then their pull
@@ -124,16 +108,6 @@ fn merge(a: &ReviewFact, b: &ReviewFact) -> ReviewFact {
 }
 
 /// Assembled once: writers run on every job.
-static UPSERT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "INSERT INTO reviews AS r (github_id, organization_id, repository_id, pull_request_id, reviewer_id, \
-            state, approved, submitted_at, commit_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6 = 'approved', $7, $8) \
-         {}",
-        *CONFLICT
-    )
-});
-
 static UPSERT_MANY: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO reviews AS r (github_id, organization_id, repository_id, pull_request_id, reviewer_id, \
@@ -144,15 +118,7 @@ static UPSERT_MANY: LazyLock<String> = LazyLock::new(|| {
             pull_request_id int8, reviewer_id int8, state text, approved bool, \
             submitted_at timestamptz, commit_id text) \
          ORDER BY x.github_id \
-         {}",
-        *CONFLICT
-    )
-});
-
-/// How a stored review takes a new fact.
-static CONFLICT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "ON CONFLICT (github_id) DO UPDATE SET \
+         ON CONFLICT (github_id) DO UPDATE SET \
             state = CASE WHEN {RANK}EXCLUDED.state) > {RANK}r.state) THEN EXCLUDED.state ELSE r.state END, \
             approved = r.approved OR EXCLUDED.approved, \
             submitted_at = LEAST(r.submitted_at, EXCLUDED.submitted_at), \

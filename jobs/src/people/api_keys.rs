@@ -2,17 +2,14 @@
 //! made outside GitHub with one. Only their SHA-256 is stored; the text is shown once.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde::Serialize;
 
 use super::{
     OrgId,
     secrets::{NewToken, TokenKind, token_hash},
 };
-
-fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
+use crate::domain::stmt;
 
 /// An API key as listed (never its hash).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -208,45 +208,31 @@ async fn fetch_page(
     let concurrency = ctx.settings.fetch_concurrency.max(1);
     match stream {
         "pulls" => {
-            let listed: Vec<github::PullRequest> = answer.json()?;
-            let total = listed.len();
-            let wanted: Vec<github::PullRequest> = listed
-                .into_iter()
-                .filter(|p| within(since, p.updated_at))
-                .collect();
-            if wanted.len() < total {
-                next = None; // newest first: the rest is older than the period
-            }
+            let wanted = in_period(answer.json()?, &mut next, |p: &github::PullRequest| {
+                within(since, p.updated_at)
+            });
             let items = wanted.len();
-            let records: Vec<Vec<Parsed>> = stream::iter(wanted)
-                .map(|pr| pull_request_records(ctx, scope, repo, pr.number))
-                .buffered(concurrency)
-                .try_collect()
-                .await?;
+            let records = expand(wanted, concurrency, |pr| {
+                pull_request_records(ctx, scope, repo, pr.number)
+            })
+            .await?;
             Ok(Page {
-                records: records.into_iter().flatten().collect(),
+                records,
                 next,
                 items,
             })
         }
         "deployments" => {
-            let listed: Vec<github::Deployment> = answer.json()?;
-            let total = listed.len();
-            let wanted: Vec<github::Deployment> = listed
-                .into_iter()
-                .filter(|d| within(since, d.created_at))
-                .collect();
-            if wanted.len() < total {
-                next = None;
-            }
+            let wanted = in_period(answer.json()?, &mut next, |d: &github::Deployment| {
+                within(since, d.created_at)
+            });
             let items = wanted.len();
-            let records: Vec<Vec<Parsed>> = stream::iter(wanted)
-                .map(|d| deployment_records(ctx, scope, repo, d))
-                .buffered(concurrency)
-                .try_collect()
-                .await?;
+            let records = expand(wanted, concurrency, |d| {
+                deployment_records(ctx, scope, repo, d)
+            })
+            .await?;
             Ok(Page {
-                records: records.into_iter().flatten().collect(),
+                records,
                 next,
                 items,
             })
@@ -278,6 +264,35 @@ async fn fetch_page(
             })
         }
     }
+}
+
+/// The items of a newest-first listing that are inside the period; once it reaches older ones,
+/// the listing has no next page to fetch.
+fn in_period<T>(listed: Vec<T>, next: &mut Option<String>, keep: impl Fn(&T) -> bool) -> Vec<T> {
+    let total = listed.len();
+    let wanted: Vec<T> = listed.into_iter().filter(|item| keep(item)).collect();
+    if wanted.len() < total {
+        *next = None;
+    }
+    wanted
+}
+
+/// Each item's records (fetched `concurrency` at a time), in the items' order.
+async fn expand<T, F, Fut>(
+    items: Vec<T>,
+    concurrency: usize,
+    records: F,
+) -> Result<Vec<Parsed>, SyncError>
+where
+    F: FnMut(T) -> Fut,
+    Fut: Future<Output = Result<Vec<Parsed>, SyncError>>,
+{
+    let per_item: Vec<Vec<Parsed>> = stream::iter(items)
+        .map(records)
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+    Ok(per_item.into_iter().flatten().collect())
 }
 
 /// A pull request in full (the listing lacks its size), its reviews and its commits.

@@ -16,7 +16,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use http_body_util::BodyExt;
-use jobs::{runtime::config::GithubApp, sync as ledger};
+use jobs::{runner::RetryPolicy, runtime::config::GithubApp, sync as ledger};
 use octocrab::{
     Octocrab,
     models::{AppId, InstallationId},
@@ -129,18 +129,21 @@ const PAUSE_RECHECK: Duration = Duration::from_secs(1);
 /// Tunables, mostly for tests.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Tries after a 5xx or a transport error before giving up on a request.
-    pub server_retries: u32,
-    /// First wait before such a retry (doubled each time, equal jitter).
-    pub retry_base: Duration,
+    /// Tries of a request that meets 5xx or transport errors (`max_attempts`), and the waits
+    /// between them (the workers' backoff: base × 2^(n−1), capped, equal jitter).
+    pub retry: RetryPolicy,
     pub timeout: Duration,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
-            server_retries: 3,
-            retry_base: Duration::from_secs(1),
+            retry: RetryPolicy {
+                base: Duration::from_secs(1),
+                cap: Duration::from_secs(8),
+                max_attempts: 4,
+                max_attempts_by_kind: Default::default(),
+            },
             timeout: Duration::from_secs(30),
         }
     }
@@ -386,10 +389,13 @@ impl Github {
             if let GithubError::Status { status, .. } = &error {
                 self.metrics.request(scope, *status);
             }
-            if !retryable || tries > self.options.server_retries {
+            if !retryable || tries >= self.options.retry.max_attempts {
                 return Err(error);
             }
-            let wait = backoff(self.options.retry_base, tries);
+            let wait = self
+                .options
+                .retry
+                .delay(i32::try_from(tries).unwrap_or(i32::MAX));
             tracing::info!(scope = %scope.key(), path, error = %error, ?wait, "GitHub request failed; retrying");
             tokio::time::sleep(wait).await;
         }
@@ -502,13 +508,6 @@ impl Github {
             _ => GithubError::Transport(e.to_string()),
         }
     }
-}
-
-/// The wait before retry `n` (1-based): base × 2^(n−1), equal jitter.
-fn backoff(base: Duration, n: u32) -> Duration {
-    let full = base.saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(10)));
-    let half = full / 2;
-    half + half.mul_f64(rand::random::<f64>())
 }
 
 /// What an answer says about the rate limit.

@@ -149,20 +149,8 @@ pub async fn run_one(
         SliceEnd::Failed { .. } => "failed",
         SliceEnd::Dead { .. } => "dead",
     };
-    if let (true, SliceEnd::Dead { error }) = (kept, &end) {
-        let reason = if job.attempts
-            > ctx
-                .settings
-                .retry
-                .max_attempts(jobs::JobKind::ProcessInstallation)
-        {
-            Reason::Interrupted
-        } else if error.starts_with("permanent: ") {
-            Reason::Permanent
-        } else {
-            Reason::Exhausted
-        };
-        ledger::bury(&txn, job.id, reason, error, job.attempts).await?;
+    if let (true, SliceEnd::Dead { reason, error }) = (kept, &end) {
+        ledger::bury(&txn, job.id, *reason, error, job.attempts).await?;
     }
     txn.commit().await?;
     ctx.github.metrics().slice(&job.kind, outcome);
@@ -170,7 +158,7 @@ pub async fn run_one(
         SliceEnd::Failed { error, retry_at } => {
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error, %retry_at, "sync slice failed; retrying later");
         }
-        SliceEnd::Dead { error } => {
+        SliceEnd::Dead { error, .. } => {
             tracing::error!(job = job.id, kind = %job.kind, error, "sync job dead-lettered");
         }
         SliceEnd::Done => {
@@ -189,12 +177,11 @@ pub async fn run_one(
 
 #[tracing::instrument(skip(ctx, job), fields(job = job.id, kind = %job.kind, installation = ?job.installation_id))]
 async fn slice(ctx: &SyncContext, job: &Claimed) -> SliceEnd {
-    let max = ctx
-        .settings
-        .retry
-        .max_attempts(jobs::JobKind::ProcessInstallation);
+    // Sync jobs share the workers' default attempt budget (`WORKER_MAX_ATTEMPTS`).
+    let max = i32::try_from(ctx.settings.retry.max_attempts).unwrap_or(i32::MAX);
     if job.attempts > max {
         return SliceEnd::Dead {
+            reason: Reason::Interrupted,
             error: format!(
                 "interrupted: {} slices in a row did not finish (a worker crashed or lost its lease each time)",
                 job.attempts - 1
@@ -220,13 +207,16 @@ async fn slice(ctx: &SyncContext, job: &Claimed) -> SliceEnd {
             SliceEnd::Paused { until }
         }
         Err(SyncError::Github(e)) if e.is_permanent() => SliceEnd::Dead {
-            error: format!("permanent: {e}"),
+            reason: Reason::Permanent,
+            error: e.to_string(),
         },
         Err(SyncError::Permanent(e)) => SliceEnd::Dead {
-            error: format!("permanent: {e}"),
+            reason: Reason::Permanent,
+            error: e,
         },
         Err(e) if job.attempts >= max => SliceEnd::Dead {
-            error: format!("exhausted after {} attempts: {e}", job.attempts),
+            reason: Reason::Exhausted,
+            error: format!("after {} attempts: {e}", job.attempts),
         },
         Err(e) => SliceEnd::Failed {
             error: e.to_string(),

@@ -62,12 +62,12 @@ pub async fn run(ctx: &SyncContext) -> Result<Step, SyncError> {
             .await
         {
             Ok(_) => {
-                ledger::finish_redelivery(&ctx.db, &guid, Ok(())).await?;
+                ledger::finish_redelivery(&ctx.db, &guid, true).await?;
                 asked += 1;
                 tracing::info!(guid, event = %attempt.event, "asked GitHub to redeliver a failed webhook");
             }
             Err(e) => {
-                ledger::finish_redelivery(&ctx.db, &guid, Err(&e.to_string())).await?;
+                ledger::finish_redelivery(&ctx.db, &guid, false).await?;
                 return Err(e.into());
             }
         }

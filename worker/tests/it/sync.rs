@@ -39,8 +39,13 @@ fn context(env: &Env, fake: &FakeGithub, worker: &str) -> SyncContext {
         &app,
         env.db.clone(),
         ClientOptions {
-            server_retries: 2,
-            retry_base: Duration::from_millis(10),
+            // Three tries per request, 10–20 ms apart.
+            retry: RetryPolicy {
+                base: Duration::from_millis(10),
+                cap: Duration::from_millis(20),
+                max_attempts: 3,
+                max_attempts_by_kind: Default::default(),
+            },
             timeout: Duration::from_secs(5),
         },
         Arc::new(SyncMetrics::default()),
