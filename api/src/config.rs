@@ -26,6 +26,12 @@ pub struct ApiConfig {
     pub trust_forwarded_for: bool,
     /// `PUBLIC_URL`: where people reach DevPulse, for invite links (default `http://API_ADDR`).
     pub public_url: String,
+    /// `WEB_DIR`: the built web dashboard served at `/` (default `web/dist`, made by
+    /// `npm --prefix web run build`; scripts/up builds it).
+    pub web_dir: std::path::PathBuf,
+    /// `READ_CACHE_TTL`: the longest an organization-wide dashboard answer is reused (default
+    /// 60 s; a change to the precomputed tables drops it at once).
+    pub read_cache_ttl: Duration,
 }
 
 impl ApiConfig {
@@ -88,6 +94,10 @@ impl ApiConfig {
             jwt,
             trust_forwarded_for,
             public_url,
+            web_dir: vars
+                .get("WEB_DIR")
+                .map_or_else(|| "web/dist".into(), std::path::PathBuf::from),
+            read_cache_ttl: vars.duration_or("READ_CACHE_TTL", Duration::from_secs(60))?,
         })
     }
 }

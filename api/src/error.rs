@@ -79,6 +79,44 @@ struct ErrorBody<'a> {
     details: Option<serde_json::Value>,
 }
 
+/// Every error's body, as the OpenAPI document describes it.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // Only its schema is used: errors are written as `ErrorBody`.
+pub struct ErrorResponse {
+    /// Stable, for programs (`invalid_range`, `unauthorized`, …).
+    code: String,
+    /// For people.
+    message: String,
+    /// The stored state a conflict is about, when it helps.
+    #[schema(value_type = Option<Object>)]
+    details: Option<serde_json::Value>,
+}
+
+/// The answers every `/api/v1` read may give besides its own, as the OpenAPI document lists
+/// them (`responses((status = 200, body = …), ReadErrors)`).
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its responses are used, by the OpenAPI document.
+pub enum ReadErrors {
+    /// Not modified: the `If-None-Match` tag names the current version (no body).
+    #[response(status = 304)]
+    NotModified,
+    /// The path or query cannot be read (`invalid_query`, `invalid_path`, `invalid_cursor`).
+    #[response(status = 400)]
+    BadRequest(ErrorResponse),
+    /// No valid access token (`unauthorized`, `token_expired`, `invalid_token`).
+    #[response(status = 401)]
+    Unauthorized(ErrorResponse),
+    /// The caller's role or place in the organization does not reach this (`forbidden`).
+    #[response(status = 403)]
+    Forbidden(ErrorResponse),
+    /// Nothing of that id in the caller's organization (`not_found`).
+    #[response(status = 404)]
+    NotFound(ErrorResponse),
+    /// Well-formed but not acceptable (`invalid_range`, `invalid_limit`, `invalid_window`).
+    #[response(status = 422)]
+    Unprocessable(ErrorResponse),
+}
+
 impl ApiError {
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::Unprocessable {

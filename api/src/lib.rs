@@ -8,6 +8,8 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod metrics;
+pub mod openapi;
+pub mod read_cache;
 pub mod routes;
 pub mod signature;
 pub mod startup;

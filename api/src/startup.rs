@@ -4,6 +4,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{
     Router,
+    http::header,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use jobs::people::{OrgId, tenant, throttle::LoginThrottle};
@@ -27,6 +29,8 @@ use crate::{
     error::ApiError,
     ingest::{self, Ingestor},
     metrics::Metrics,
+    openapi,
+    read_cache::{self, ReadCache},
     routes::{
         health, v1,
         webhooks::{self, BodyBudget},
@@ -69,6 +73,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// GitHub App credentials are configured: the workers sync from GitHub's API as well.
     pub github_app: bool,
+    /// Organization-wide dashboard answers, dropped when their tables change.
+    pub reads: ReadCache,
 }
 
 impl AppState {
@@ -93,6 +99,8 @@ impl AppState {
 #[derive(Debug)]
 pub struct Application {
     router: Router,
+    reads: ReadCache,
+    listener_url: String,
     relay: Relay,
     ingest_task: tokio::task::JoinHandle<()>,
     shutdown_grace: Duration,
@@ -157,26 +165,46 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
         trust_forwarded_for: config.trust_forwarded_for,
         public_url: config.public_url.into(),
         github_app: config.common.github.app.is_some(),
+        reads: ReadCache::new(READ_CACHE_ENTRIES, config.read_cache_ttl),
     };
+    let web = Web::at(config.web_dir);
     Ok(Application {
-        router: router(state),
+        listener_url: config.common.database_url.expose().to_owned(),
+        reads: state.reads.clone(),
+        router: router(state, web),
         relay,
         ingest_task,
         shutdown_grace: config.shutdown_grace,
     })
 }
 
+/// Dashboard answers kept per replica (each a few KiB).
+const READ_CACHE_ENTRIES: u64 = 10_000;
+
 /// argon2 checks run at once; more wait (each holds ~20 MiB while it runs).
 const HASHING_CONCURRENCY: usize = 4;
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState, web: Web) -> Router {
+    let spec: Arc<str> = openapi::json().into();
     Router::new()
         .merge(v1::router(state.clone()))
         .route("/webhooks/github", post(webhooks::receive))
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
-        .fallback(|| async { ApiError::NotFound })
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        spec.to_string(),
+                    )
+                }
+            }),
+        )
+        .fallback(move |request: axum::extract::Request| web.clone().serve(request))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -208,12 +236,15 @@ impl Application {
     ) -> std::io::Result<()> {
         let Application {
             router,
+            reads,
+            listener_url,
             relay,
             ingest_task,
             shutdown_grace,
         } = self;
         let stop = CancellationToken::new();
         let relay_task = tokio::spawn(relay.run(stop.child_token()));
+        let cache_task = tokio::spawn(read_cache::listen(listener_url, reads, stop.child_token()));
         let server = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -247,7 +278,50 @@ impl Application {
             tracing::warn!("ingest pipeline did not drain in time");
         }
         let _ = relay_task.await;
+        let _ = cache_task.await;
         tracing::info!("stopped");
         result.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// The built web dashboard (`WEB_DIR`): its files, and `index.html` for any other path that is
+/// not the API's, so the dashboard's own routes load on refresh.
+#[derive(Clone, Debug)]
+struct Web {
+    files: Option<tower_http::services::ServeDir<tower_http::services::ServeFile>>,
+}
+
+impl Web {
+    fn at(dir: std::path::PathBuf) -> Self {
+        let index = dir.join("index.html");
+        if !index.is_file() {
+            tracing::warn!(dir = %dir.display(),
+                "the web dashboard is not built (no index.html): `/` answers 404; build it with \
+                 `npm --prefix web ci && npm --prefix web run build` (scripts/up does)");
+            return Self { files: None };
+        }
+        Self {
+            files: Some(
+                tower_http::services::ServeDir::new(dir)
+                    .fallback(tower_http::services::ServeFile::new(index)),
+            ),
+        }
+    }
+
+    async fn serve(self, request: axum::extract::Request) -> Response {
+        let path = request.uri().path();
+        let api = ["/api/", "/webhooks/", "/health", "/metrics"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix));
+        match self.files {
+            Some(files) if !api => {
+                use tower::ServiceExt;
+                match files.oneshot(request).await {
+                    Ok(response) => response.map(axum::body::Body::new),
+                    Err(never) => match never {},
+                }
+            }
+            _ => ApiError::NotFound.into_response(),
+        }
     }
 }

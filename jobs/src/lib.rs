@@ -25,6 +25,7 @@ pub mod job;
 pub mod people;
 pub mod process;
 pub mod queue;
+pub mod reads;
 pub mod relay;
 pub mod runner;
 pub mod runtime;

@@ -71,6 +71,19 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("DELETE", "/api/v1/admin/api-keys/{key_id}", "AAFFNFU"),
     // Only an organization API key will do (its own test: `deployments.rs`).
     ("POST", "/api/v1/deployments", "FFFFFFU"),
+    // The dashboards' reads: organization-wide for everyone in it; a team's to its members and
+    // admins; a person's to them, their managers and admins.
+    ("GET", "/api/v1/overview", "AAAAAFU"),
+    ("GET", "/api/v1/teams/{team_id}/metrics", "AAAFNFU"),
+    ("GET", "/api/v1/developers/{user_id}", "AAAFNFU"),
+    ("GET", "/api/v1/repositories", "AAAAAFU"),
+    ("GET", "/api/v1/dora", "AAAAAFU"),
+    ("GET", "/api/v1/metrics/daily", "AAAAAFU"),
+    ("GET", "/api/v1/metrics/definitions", "AAAAAFU"),
+    ("GET", "/api/v1/alerts", "AAAAAFU"),
+    // An alert about the target: invisible (404) to a peer and to another organization.
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge", "AAANNFU"),
+    ("GET", "/api/v1/admin/cron-runs", "AAFFAFU"),
 ];
 
 /// Routes anyone may call; checked to answer without asking for credentials.
@@ -189,8 +202,23 @@ impl World {
                 Some(json!({ "display_name": "Dee" })),
             ),
             ("POST", "/api/v1/teams") => (path.into(), Some(json!({ "name": unique }))),
-            ("GET", "/api/v1/teams/{team_id}") => {
+            ("GET", "/api/v1/teams/{team_id}") | ("GET", "/api/v1/teams/{team_id}/metrics") => {
                 (path.replace("{team_id}", &team.to_string()), None)
+            }
+            ("GET", "/api/v1/developers/{user_id}") => {
+                (path.replace("{user_id}", &target.to_string()), None)
+            }
+            ("GET", "/api/v1/metrics/daily") => (format!("{path}?scope=org"), None),
+            ("POST", "/api/v1/alerts/{alert_id}/acknowledge") => {
+                let alert = exec_id(&self.app, &format!(
+                    "INSERT INTO health_alerts (org_id, kind, subject, user_id, message) \
+                     VALUES ({org}, 'forgotten_clock_out', '{unique}', {target}, 'closed') RETURNING id"
+                ))
+                .await;
+                (
+                    path.replace("{alert_id}", &alert.to_string()),
+                    Some(json!({})),
+                )
             }
             ("DELETE", "/api/v1/teams/{team_id}") => {
                 let fresh = exec_id(&self.app, &format!(

@@ -11,6 +11,7 @@ mod helpers;
 mod ingest;
 mod limits;
 mod operations;
+mod reads;
 mod relay;
 mod resilience;
 mod signatures;

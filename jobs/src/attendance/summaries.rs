@@ -176,6 +176,7 @@ pub async fn drain_dirty(db: &DatabaseConnection, batch: u64) -> Result<usize, D
 
 /// One day's summary, as read by people and dashboards.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     pub user_id: i64,
     pub day: NaiveDate,

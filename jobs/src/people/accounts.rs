@@ -496,15 +496,35 @@ async fn select_user<C: ConnectionTrait>(
     Ok(user(&row)?)
 }
 
+/// "$3 is `u` or manages a team `u` is in" (the viewer is $3, $4 says they are a manager, $1 is the
+/// organization).
+macro_rules! person_or_manager {
+    () => {
+        "(u.id = $3 OR ($4 AND EXISTS ( \
+         SELECT 1 FROM team_members m JOIN team_members me ON me.team_id = m.team_id \
+         WHERE m.user_id = u.id AND me.user_id = $3 AND me.is_manager \
+           AND m.organization_id = $1 AND me.organization_id = $1)))"
+    };
+}
+
 /// Who may see user `u` — the one statement of the rule: owners and admins see everyone of their
 /// organization ($2), everyone sees themselves ($3 is the viewer), managers ($4) see the members
 /// of the teams they manage. $1 is the organization.
-const VISIBLE: &str = "($2 OR u.id = $3 OR ($4 AND EXISTS ( \
-    SELECT 1 FROM team_members m JOIN team_members me ON me.team_id = m.team_id \
-    WHERE m.user_id = u.id AND me.user_id = $3 AND me.is_manager \
-      AND m.organization_id = $1 AND me.organization_id = $1)))";
+const VISIBLE: &str = concat!("($2 OR ", person_or_manager!(), ")");
 
-fn visibility_params(viewer: &Viewer) -> [sea_orm::Value; 4] {
+/// [`VISIBLE`] over the parameters of [`visibility_params`], for other modules' queries on a
+/// `users u` row; `admins: false` leaves out what owners and admins see by role alone (for what
+/// only the person and their managers see).
+pub fn visible_sql(admins: bool) -> &'static str {
+    if admins {
+        VISIBLE
+    } else {
+        person_or_manager!()
+    }
+}
+
+/// The parameters $1–$4 of [`VISIBLE`] for `viewer`.
+pub fn visibility_params(viewer: &Viewer) -> [sea_orm::Value; 4] {
     [
         viewer.org.0.into(),
         viewer.role.administers().into(),

@@ -7,6 +7,7 @@ use super::{OrgId, PeopleError, UserId, accounts::Viewer, is_unique_violation};
 use crate::domain::stmt;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     pub user_id: i64,
     pub display_name: String,
@@ -14,6 +15,7 @@ pub struct Member {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Team {
     pub id: i64,
     pub name: String,

@@ -1,4 +1,6 @@
 //! The organization's dead letters and sync jobs, for its owners and admins.
+// utoipa's `path` macro spells the parameter types out in full.
+#![allow(unused_qualifications)]
 
 use axum::{Extension, Json, extract::State};
 use jobs::{
@@ -157,4 +159,48 @@ pub async fn sync_jobs(
     let rows = jobs::sync::list(&txn, Some(caller.org.0), limit).await?;
     txn.commit().await?;
     Ok(Json(rows))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CronRunQuery {
+    /// One schedule (`nightlyMetrics`, `hourlyAlerts`, …).
+    schedule: Option<String>,
+    /// Runs per page, 1–500 (default 100).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// When the cron schedules ran (every replica's runs; one claims each tick), newest first.
+#[utoipa::path(get, path = "/api/v1/admin/cron-runs", tag = "admin", params(CronRunQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = super::dashboards::Page<jobs::reads::CronRun>), crate::error::ReadErrors))]
+#[tracing::instrument(skip_all, fields(org = %caller.org))]
+pub async fn cron_runs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(query): ApiQuery<CronRunQuery>,
+) -> Result<Json<super::dashboards::Page<jobs::reads::CronRun>>, ApiError> {
+    use super::dashboards::{Page, cursor_field, decode_cursor, limit};
+    let limit = limit(query.limit)?;
+    let before = match query
+        .cursor
+        .as_deref()
+        .map(decode_cursor::<2>)
+        .transpose()?
+    {
+        Some([tick, schedule]) => Some((
+            cursor_field::<chrono::DateTime<chrono::FixedOffset>>(&tick)?.to_utc(),
+            schedule,
+        )),
+        None => None,
+    };
+    let txn = tenant::begin(&state.db, caller.org).await?;
+    let items = jobs::reads::cron_runs(&txn, query.schedule.as_deref(), before, limit).await?;
+    txn.commit().await?;
+    Ok(Json(Page::new(items, limit, |last| {
+        vec![last.tick.to_rfc3339(), last.schedule.clone()]
+    })))
 }

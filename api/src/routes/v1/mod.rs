@@ -6,7 +6,9 @@
 //! and every query runs in a tenant transaction that row-level security checks again.
 
 pub mod admin;
+pub mod alerts;
 pub mod auth;
+pub mod dashboards;
 pub mod deployments;
 pub mod devices;
 pub mod organization;
@@ -17,7 +19,7 @@ pub mod users;
 use axum::{
     Router,
     extract::{FromRequest, FromRequestParts, Request, State},
-    http::{Method, header},
+    http::{HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{MethodRouter, delete, get, patch, post, put},
@@ -224,6 +226,43 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             spec(M::POST, "/api/v1/deployments", Rule::ApiKey),
             post(deployments::report),
         ),
+        (
+            spec(M::GET, "/api/v1/overview", SIGNED_IN),
+            get(dashboards::overview),
+        ),
+        (
+            spec(M::GET, "/api/v1/teams/{team_id}/metrics", SIGNED_IN),
+            get(dashboards::team),
+        ),
+        (
+            spec(M::GET, "/api/v1/developers/{user_id}", SIGNED_IN),
+            get(dashboards::developer),
+        ),
+        (
+            spec(M::GET, "/api/v1/repositories", SIGNED_IN),
+            get(dashboards::repositories),
+        ),
+        (
+            spec(M::GET, "/api/v1/dora", SIGNED_IN),
+            get(dashboards::dora),
+        ),
+        (
+            spec(M::GET, "/api/v1/metrics/daily", SIGNED_IN),
+            get(dashboards::daily),
+        ),
+        (
+            spec(M::GET, "/api/v1/metrics/definitions", SIGNED_IN),
+            get(dashboards::definitions),
+        ),
+        (spec(M::GET, "/api/v1/alerts", SIGNED_IN), get(alerts::list)),
+        (
+            spec(M::POST, "/api/v1/alerts/{alert_id}/acknowledge", SIGNED_IN),
+            post(alerts::acknowledge),
+        ),
+        (
+            spec(M::GET, "/api/v1/admin/cron-runs", ADMIN),
+            get(admin::cron_runs),
+        ),
     ]
 }
 
@@ -255,10 +294,16 @@ async fn enforce(
     let started = std::time::Instant::now();
     let method = request.method().to_string();
     let metrics = state.metrics.clone();
-    let response = match authorize(&state, rule, request).await {
+    let if_none_match = (request.method() == Method::GET)
+        .then(|| request.headers().get(header::IF_NONE_MATCH).cloned())
+        .flatten();
+    let mut response = match authorize(&state, rule, request).await {
         Ok(request) => next.run(request).await,
         Err(e) => e.into_response(),
     };
+    if method == "GET" && response.status() == StatusCode::OK {
+        response = conditional(response, if_none_match.as_ref()).await;
+    }
     metrics.observe_api(
         &method,
         route,
@@ -368,6 +413,50 @@ fn bearer(request: &Request) -> Option<String> {
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
 }
+
+/// Gives a successful read an `ETag` (unless its handler did) and answers 304 Not Modified when
+/// the client already holds that version (`If-None-Match`). Reads stay private to the caller
+/// and are revalidated before reuse.
+async fn conditional(response: Response, if_none_match: Option<&HeaderValue>) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let (etag, body) = match parts.headers.get(header::ETAG).cloned() {
+        Some(etag) => (etag, body),
+        None => match axum::body::to_bytes(body, MAX_TAGGED_BODY).await {
+            Ok(bytes) => match HeaderValue::from_str(&crate::read_cache::etag_of(&bytes)) {
+                Ok(etag) => (etag, axum::body::Body::from(bytes)),
+                Err(_) => (HeaderValue::from_static(""), axum::body::Body::from(bytes)),
+            },
+            Err(e) => {
+                return ApiError::Internal(format!("reading a response body: {e}")).into_response();
+            }
+        },
+    };
+    parts.headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    if etag.is_empty() {
+        return Response::from_parts(parts, body);
+    }
+    let matches = if_none_match
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',').map(str::trim).any(|candidate| {
+                candidate == "*" || candidate.trim_start_matches("W/").as_bytes() == etag.as_bytes()
+            })
+        });
+    parts.headers.insert(header::ETAG, etag);
+    if matches {
+        parts.status = StatusCode::NOT_MODIFIED;
+        parts.headers.remove(header::CONTENT_TYPE);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, axum::body::Body::empty());
+    }
+    Response::from_parts(parts, body)
+}
+
+/// Larger read answers are sent without an `ETag` rather than buffered.
+const MAX_TAGGED_BODY: usize = 8 * 1024 * 1024;
 
 /// JSON body whose rejections are [`ApiError`]s.
 #[derive(Debug, FromRequest)]
