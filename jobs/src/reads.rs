@@ -37,8 +37,22 @@ impl DayRange {
         today: NaiveDate,
         default_days: i64,
     ) -> Result<Self, PeopleError> {
+        let earliest = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN);
+        let latest = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
+        for day in [from, to].into_iter().flatten() {
+            if day < earliest || day > latest {
+                return Err(PeopleError::invalid(
+                    "invalid_range",
+                    format!("{day} is outside the days DevPulse keeps (1970-01-01 to 9999-12-31)"),
+                ));
+            }
+        }
         let to = to.unwrap_or(today);
-        let from = from.unwrap_or(to - TimeDelta::days(default_days - 1));
+        let from = from.unwrap_or_else(|| {
+            to.checked_sub_signed(TimeDelta::days(default_days - 1))
+                .unwrap_or(earliest)
+                .max(earliest)
+        });
         if from > to {
             return Err(PeopleError::invalid(
                 "invalid_range",
@@ -405,7 +419,8 @@ pub enum AlertStatus {
 
 /// A page of the alerts `viewer` may see, newest first, after the alert `before` (an id).
 ///
-/// Alerts about nobody in particular are the organization's; an alert about a person follows the
+/// An alert about nobody in particular (failing deployments, dead letters) is everyone's in the
+/// organization; one about a person (a stale PR's author, a forgotten clock-out) follows the
 /// person's visibility (`accounts::visible_sql`), except `inactivity`, which only the person and
 /// the managers of their teams see (docs/METRICS.md).
 pub async fn alerts<C: ConnectionTrait>(
@@ -476,19 +491,24 @@ async fn visible_alert<C: ConnectionTrait>(
     viewer: &Viewer,
     id: i64,
 ) -> Result<Alert, PeopleError> {
-    alerts(db, viewer, AlertStatus::All, None, Some(id + 1), 1)
+    let Some(before) = id.checked_add(1) else {
+        return Err(PeopleError::NotFound("no such alert"));
+    };
+    alerts(db, viewer, AlertStatus::All, None, Some(before), 1)
         .await?
         .into_iter()
         .find(|a| a.id == id)
         .ok_or(PeopleError::NotFound("no such alert"))
 }
 
-/// How many open alerts about nobody in particular the organization has.
-pub async fn open_org_alerts<C: ConnectionTrait>(db: &C, org: OrgId) -> Result<i64, DbErr> {
+/// How many open alerts about the organization's work (stale and unreviewed pull requests,
+/// failing deployments, dead letters) it has — not those about a person's time
+/// (`forgotten_clock_out`, `inactivity`), which only some may see.
+pub async fn open_work_alerts<C: ConnectionTrait>(db: &C, org: OrgId) -> Result<i64, DbErr> {
     let row = db
         .query_one_raw(stmt(
-            "SELECT count(*) AS n FROM health_alerts \
-             WHERE org_id = $1 AND resolved_at IS NULL AND user_id IS NULL",
+            "SELECT count(*) AS n FROM health_alerts WHERE org_id = $1 AND resolved_at IS NULL \
+               AND kind NOT IN ('forgotten_clock_out', 'inactivity')",
             [org.0.into()],
         ))
         .await?;

@@ -32,7 +32,7 @@ const hours = (s) => (s === null || s === undefined ? null : +(s / 3600).toFixed
 function info(field) {
   const d = definitions.get(field);
   if (!d) return '';
-  return `<button type="button" class="info" data-field="${esc(field)}" title="${esc(`${field}: ${d.text}`)}" aria-label="Definition of ${esc(field)}">ⓘ</button>`;
+  return `<button type="button" class="info" data-field="${esc(field)}" title="${esc(`${field}: ${d.text}`)}" aria-label="Definition of ${esc(field)}">i</button>`;
 }
 
 document.addEventListener('click', (event) => {
@@ -55,8 +55,9 @@ function tile(label, value, field, extra = '') {
   return `<div class="tile" data-metric="${esc(field)}"><div class="label">${esc(label)} ${info(field)}</div><div class="value">${value}</div>${extra}</div>`;
 }
 
+/** A chart card; `field` names the metric it draws (null: not a metric, e.g. dead letters). */
 function card(title, field, id, tall = false) {
-  return `<section class="card"><h3>${esc(title)} ${info(field)}</h3><div class="chart${tall ? ' tall' : ''}"><canvas id="${id}"></canvas></div></section>`;
+  return `<section class="card"${field ? '' : ' data-not-a-metric'}><h3>${esc(title)} ${field ? info(field) : ''}</h3><div class="chart${tall ? ' tall' : ''}"><canvas id="${id}"></canvas></div></section>`;
 }
 
 function band(b) {
@@ -160,7 +161,7 @@ async function overviewPage() {
       ${tile('Lead time for changes', duration(d?.lead_time_p50_s), 'lead_time_p50_s')}
       ${tile('Change failure rate', percent(d?.change_failure_rate), 'change_failure_rate')}
       ${tile('Failed deployment recovery', duration(d?.recovery_time_p50_s), 'recovery_time_p50_s')}
-      ${tile('Delivery Reliability Score', r?.score === null || r?.score === undefined ? '—' : Math.round(r.score), 'score', r ? `<small>${esc(r.iso_week)}</small>` : '')}
+      ${tile('Delivery Reliability Score', r?.score === null || r?.score === undefined ? '—' : Math.round(r.score), 'reliability_scores', r ? `<small>${esc(r.iso_week)}</small>` : '')}
       ${tile('Open alerts', `<a href="#/alerts">${o.open_alerts}</a>`, 'health_alerts')}
     </div>
     <div class="grid">
@@ -168,7 +169,7 @@ async function overviewPage() {
       ${card('Cycle, pickup and review time (median, hours)', 'cycle_time_p50_s', 'chart-cycle')}
       ${card('Deployments per day', 'deployments', 'chart-deployments')}
       ${card('DORA: deploy days per week and change failure rate (28-day window)', 'deploy_days_per_week', 'chart-dora')}
-      ${card('Delivery Reliability Score per week', 'score', 'chart-score')}
+      ${card('Delivery Reliability Score per week', 'reliability_scores', 'chart-score')}
       ${card('Score components (latest week)', 'flow_predictability', 'chart-components')}
     </div>`;
   bindRange();
@@ -209,12 +210,12 @@ async function teamPage(id) {
       ${tile('PRs merged', t.totals.prs_merged, 'prs_merged')}
       ${tile('Reviews given', t.totals.reviews_given, 'reviews_given')}
       ${tile('Commits', t.totals.commits, 'commits')}
-      ${tile('Reliability score', t.reliability.at(-1)?.score == null ? '—' : Math.round(t.reliability.at(-1).score), 'score')}
+      ${tile('Reliability score', t.reliability.at(-1)?.score == null ? '—' : Math.round(t.reliability.at(-1).score), 'reliability_scores')}
     </div>
     <div class="grid">
       ${card('Pull requests and reviews per day', 'prs_merged', 'chart-activity')}
       ${card('Cycle, pickup and review time (median, hours)', 'cycle_time_p50_s', 'chart-cycle')}
-      ${card('Delivery Reliability Score per week', 'score', 'chart-score')}
+      ${card('Delivery Reliability Score per week', 'reliability_scores', 'chart-score')}
       ${card('Score components (latest week)', 'flow_predictability', 'chart-components')}
     </div>
     <h2>People</h2>
@@ -242,7 +243,7 @@ async function developerPage(id) {
     </div>
     <div class="grid">
       ${card('Pull requests and reviews per day', 'prs_merged', 'chart-activity')}
-      ${card('Cycle time (median, hours)', 'cycle_time_p50_s', 'chart-cycle')}
+      ${card('Cycle, pickup and review time (median, hours)', 'cycle_time_p50_s', 'chart-cycle')}
       ${card('Hours per day (active and idle)', 'active_seconds', 'chart-attendance')}
     </div>
     <h2>Alerts about ${mine ? 'you' : esc(p.user.display_name)}</h2>
@@ -369,7 +370,7 @@ async function adminPage() {
   app.innerHTML = `
     <h1>Operations</h1>
     <div class="grid">
-      ${card('Dead letters by queue', '', 'chart-letters')}
+      ${card('Dead letters by queue', null, 'chart-letters')}
       ${card('Cron runs (latest 200) by schedule and outcome', 'When numbers are computed', 'chart-runs')}
     </div>
     <h2>Dead letters</h2>

@@ -135,6 +135,11 @@ enum Cron {
         #[command(flatten)]
         format: Format,
     },
+    /// Run one schedule now (e.g. `hourlyAlerts` after loading data), recorded like its ticks.
+    Run {
+        /// nightlyAttendance, nightlyAnalytics, hourlyAlerts, reconcile or redeliverFailed.
+        schedule: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -361,6 +366,10 @@ async fn main() -> ExitCode {
             telemetry::init("warn,sqlx=error,sea_orm=error");
             telemetry::command_exit_code("worker cron", cron_list(format.json).await)
         }
+        Command::Cron(Cron::Run { schedule }) => {
+            telemetry::init("warn,sqlx=error,sea_orm=error");
+            telemetry::command_exit_code("worker cron run", cron_run(&schedule).await)
+        }
         Command::Sync(command) => {
             telemetry::init("warn,sqlx=error,sea_orm=error");
             telemetry::command_exit_code("worker sync", sync(command).await)
@@ -479,6 +488,17 @@ async fn cron_list(json: bool) -> anyhow::Result<()> {
     let db = connect_database(&vars).await?;
     let mut stdout = std::io::stdout().lock();
     worker::schedule::list(&db, &schedules, json, &mut stdout).await?;
+    Ok(())
+}
+
+async fn cron_run(schedule: &str) -> anyhow::Result<()> {
+    let vars = Vars::from_env();
+    let db = connect_database(&vars).await?;
+    let by = format!("cli-{}", std::process::id());
+    let detail = worker::schedule::run_now(&db, schedule, &by)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    writeln!(std::io::stdout().lock(), "{schedule}: {detail}")?;
     Ok(())
 }
 

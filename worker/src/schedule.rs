@@ -137,6 +137,33 @@ pub async fn start(
     Ok(())
 }
 
+/// Runs schedule `name` once now, as its tick of this minute (so a replica's own tick this
+/// minute does not run it twice; both are recorded in `schedule_ticks`): its detail, or why it
+/// did not run or failed.
+pub async fn run_now(db: &DatabaseConnection, name: &str, by: &str) -> Result<String, String> {
+    if !SCHEDULES.iter().any(|(known, _, _)| *known == name) {
+        let names: Vec<&str> = SCHEDULES.iter().map(|(n, _, _)| *n).collect();
+        return Err(format!(
+            "unknown schedule {name:?} (one of: {})",
+            names.join(", ")
+        ));
+    }
+    let tick = Utc::now()
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap_or_else(|_| Utc::now());
+    if !run_tick(db, name, tick, by).await {
+        return Err(format!(
+            "{name}'s run for {tick} was already claimed (see `worker cron list`); try again next minute"
+        ));
+    }
+    match schedule::last_run(db, name).await {
+        Ok(Some(run)) if run.outcome.as_deref() == Some("ok") => Ok(run.detail.unwrap_or_default()),
+        Ok(Some(run)) => Err(run.detail.unwrap_or_else(|| "failed".to_owned())),
+        Ok(None) => Err("the run was not recorded".to_owned()),
+        Err(e) => Err(format!("cannot read the run's outcome: {e}")),
+    }
+}
+
 /// Runs `schedule`'s tick here if this worker claims it; returns whether it ran.
 pub async fn run_tick(db: &DatabaseConnection, name: &str, tick: DateTime<Utc>, by: &str) -> bool {
     match schedule::claim(db, name, tick, by).await {

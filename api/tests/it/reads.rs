@@ -109,9 +109,12 @@ async fn the_overview_is_drawn_from_the_precomputed_tables_of_the_callers_organi
         &w.app,
         &format!(
             "UPDATE daily_metrics SET prs_opened = 1000 WHERE org_id = {other_org}; \
-             INSERT INTO health_alerts (org_id, kind, subject, message) VALUES \
-             ({}, 'stale_pr', 'acme/api#1', 'stale'), ({other_org}, 'stale_pr', 'x/y#1', 'stale')",
-            w.org
+             INSERT INTO health_alerts (org_id, kind, subject, user_id, message) VALUES \
+             ({org}, 'stale_pr', 'acme/api#1', {dev}, 'stale'), \
+             ({org}, 'inactivity', '{dev}', {dev}, 'quiet'), \
+             ({other_org}, 'stale_pr', 'x/y#1', NULL, 'stale')",
+            org = w.org,
+            dev = w.dev.id
         ),
     )
     .await;
@@ -156,6 +159,7 @@ async fn date_ranges_are_validated_with_json_errors() {
     let w = world().await;
     for (query, status, code) in [
         ("from=2026-11-20&to=2026-11-01", 422, "invalid_range"),
+        ("from=1900-01-01&to=1900-01-31", 422, "invalid_range"),
         ("from=2025-01-01&to=2026-11-01", 422, "invalid_range"),
         ("from=yesterday", 400, "invalid_query"),
         ("since=2026-01-01", 400, "invalid_query"),
@@ -351,6 +355,21 @@ async fn daily_metrics_come_a_page_at_a_time_and_people_rows_follow_visibility()
         (status, body["code"].as_str()),
         (400, Some("invalid_cursor"))
     );
+    let far_future = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        "+20000-01-01\nacme/api",
+    );
+    let (status, body) = w
+        .app
+        .get_as(
+            &w.owner.access,
+            &format!("/api/v1/metrics/daily?scope=repository&cursor={far_future}"),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_cursor"))
+    );
     let (status, body) = w
         .app
         .get_as(&w.owner.access, "/api/v1/metrics/daily?scope=org&limit=0")
@@ -506,6 +525,15 @@ async fn alerts_follow_visibility_and_are_acknowledged_once() {
         first_body["acknowledged_at"]
     );
     assert_eq!(hidden, 404);
+    let (huge, _) = w
+        .app
+        .post_as(
+            &w.owner.access,
+            &format!("/api/v1/alerts/{}/acknowledge", i64::MAX),
+            json!({}),
+        )
+        .await;
+    assert_eq!(huge, 404);
     assert_eq!(
         (closed, closed_body["code"].as_str()),
         (409, Some("alert_resolved"))

@@ -183,7 +183,7 @@ pub async fn cron_runs(
     Extension(caller): Extension<Caller>,
     ApiQuery(query): ApiQuery<CronRunQuery>,
 ) -> Result<Json<super::dashboards::Page<jobs::reads::CronRun>>, ApiError> {
-    use super::dashboards::{Page, cursor_field, decode_cursor, limit};
+    use super::dashboards::{Page, cursor_time, decode_cursor, limit};
     let limit = limit(query.limit)?;
     let before = match query
         .cursor
@@ -192,7 +192,7 @@ pub async fn cron_runs(
         .transpose()?
     {
         Some([tick, schedule]) => Some((
-            cursor_field::<chrono::DateTime<chrono::FixedOffset>>(&tick)?.to_utc(),
+            cursor_time::<chrono::DateTime<chrono::FixedOffset>>(&tick)?.to_utc(),
             schedule,
         )),
         None => None,

@@ -146,7 +146,8 @@ pub struct Overview {
     pub dora_trend: Vec<DoraMetrics>,
     /// One score per ISO week of the range.
     pub reliability_trend: Vec<ReliabilityScore>,
-    /// Open alerts about the organization's work (not about one person).
+    /// Open alerts about the organization's work: stale and unreviewed pull requests, failing
+    /// deployments, dead letters (not those about a person's time).
     pub open_alerts: i64,
 }
 
@@ -173,7 +174,7 @@ pub async fn overview(
             .into_iter()
             .find(|d| d.repository.is_none());
         let reliability_trend = reads::scores(&txn, org, "org", "org", range).await?;
-        let open_alerts = reads::open_org_alerts(&txn, org).await?;
+        let open_alerts = reads::open_work_alerts(&txn, org).await?;
         txn.commit().await?;
         Ok(Overview {
             organization: OrganizationSummary {
@@ -440,6 +441,7 @@ impl Scope {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DailyQuery {
+    #[param(inline)]
     scope: Scope,
     /// One key of the scope: `org`, a team id, `owner/name`, a GitHub login.
     key: Option<String>,
@@ -503,6 +505,18 @@ pub(super) fn cursor_field<T: std::str::FromStr>(field: &str) -> Result<T, ApiEr
     field.parse().map_err(|_| invalid_cursor())
 }
 
+/// A date or time field of a cursor: parsed, and within the years PostgreSQL and DevPulse keep.
+pub(super) fn cursor_time<T: std::str::FromStr + chrono::Datelike>(
+    field: &str,
+) -> Result<T, ApiError> {
+    let value: T = cursor_field(field)?;
+    if (1970..=9999).contains(&value.year()) {
+        Ok(value)
+    } else {
+        Err(invalid_cursor())
+    }
+}
+
 /// Daily metrics of one scope over a range, by day then key, a page at a time. In the `user`
 /// scope a manager sees their teams' people and a developer themselves.
 #[utoipa::path(get, path = "/api/v1/metrics/daily", tag = "dashboards", params(DailyQuery),
@@ -522,7 +536,7 @@ pub async fn daily(
         .transpose()?
     {
         Some([day, scope_key]) => Some(DailyCursor {
-            day: cursor_field(&day)?,
+            day: cursor_time(&day)?,
             scope_key,
         }),
         None => None,
