@@ -75,6 +75,8 @@ pub struct AppState {
     pub github_app: bool,
     /// Organization-wide dashboard answers, dropped when their tables change.
     pub reads: ReadCache,
+    /// tokio-postgres connections for the per-person reads (see `tenant::begin_read`).
+    pub read_pool: deadpool_postgres::Pool,
 }
 
 impl AppState {
@@ -126,6 +128,7 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
         );
     }
     let ingest_pool = connect::ingest_pool(&config.common, ingest::MAX_IN_FLIGHT).await?;
+    let read_pool = connect::ingest_pool(&config.common, READ_POOL_SIZE).await?;
     let redis = connect::redis(&config.common)?;
     if !connect::redis_ready(&redis).await {
         tracing::warn!(
@@ -166,6 +169,7 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
         public_url: config.public_url.into(),
         github_app: config.common.github.app.is_some(),
         reads: ReadCache::new(READ_CACHE_ENTRIES, config.read_cache_ttl),
+        read_pool,
     };
     let web = Web::at(config.web_dir);
     Ok(Application {
@@ -177,6 +181,9 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
         shutdown_grace: config.shutdown_grace,
     })
 }
+
+/// Connections of the per-person read path (each request holds one for about a millisecond).
+const READ_POOL_SIZE: usize = 8;
 
 /// Dashboard answers kept per replica (each a few KiB).
 const READ_CACHE_ENTRIES: u64 = 10_000;

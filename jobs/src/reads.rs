@@ -515,6 +515,224 @@ pub async fn open_work_alerts<C: ConnectionTrait>(db: &C, org: OrgId) -> Result<
     Ok(row.map(|r| r.try_get("", "n")).transpose()?.unwrap_or(0))
 }
 
+/// The person a developer page is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    pub id: i64,
+    pub display_name: String,
+    pub role: crate::people::Role,
+    pub github_login: Option<String>,
+    pub active: bool,
+}
+
+/// Everything a developer page shows about one person over a range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonData {
+    pub person: Person,
+    pub range: DayRange,
+    /// Their user-scope daily metrics (by their GitHub login).
+    pub daily: Vec<DailyMetrics>,
+    pub attendance: Vec<crate::attendance::summaries::Summary>,
+    /// Alerts about them, open and resolved, newest first (at most 50).
+    pub alerts: Vec<Alert>,
+}
+
+fn pg(e: tokio_postgres::Error) -> PeopleError {
+    PeopleError::Db(DbErr::Custom(format!("postgres: {e}")))
+}
+
+/// A person's page on the read path (a tokio-postgres tenant transaction, `tenant::begin_read`),
+/// if `viewer` may see them (`accounts::visible_sql`; `inactivity` alerts only for the person
+/// and their managers): `NotFound` when `target` is not of the organization, `Forbidden` when out
+/// of reach. The range resolves against the organization's today. Typed rows, not JSON, and the
+/// three reads sent together: PostgreSQL's `to_jsonb` would cost more than the rest of the page.
+pub async fn person_data(
+    txn: &deadpool_postgres::Transaction<'_>,
+    viewer: &Viewer,
+    target: UserId,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    default_days: i64,
+) -> Result<PersonData, PeopleError> {
+    let who = txn
+        .prepare_cached(&format!(
+            "SELECT u.id, u.display_name, u.role, u.github_login, u.active, {} AS visible, \
+                (SELECT (now() AT TIME ZONE o.time_zone)::date FROM organizations o \
+                 WHERE o.id = $1) AS today \
+             FROM users u WHERE u.organization_id = $1 AND u.id = $5",
+            accounts::visible_sql(true)
+        ))
+        .await
+        .map_err(pg)?;
+    let manager = viewer.role == crate::people::Role::Manager;
+    let row = txn
+        .query_opt(
+            &who,
+            &[
+                &viewer.org.0,
+                &viewer.role.administers(),
+                &viewer.user.0,
+                &manager,
+                &target.0,
+            ],
+        )
+        .await
+        .map_err(pg)?
+        .ok_or(PeopleError::NotFound("no such user"))?;
+    if !row.try_get::<_, bool>("visible").map_err(pg)? {
+        return Err(PeopleError::Forbidden(
+            "your role does not allow reading this person's data".to_owned(),
+        ));
+    }
+    let role: String = row.try_get("role").map_err(pg)?;
+    let person = Person {
+        id: row.try_get("id").map_err(pg)?,
+        display_name: row.try_get("display_name").map_err(pg)?,
+        role: role
+            .parse()
+            .map_err(|e: String| PeopleError::Db(DbErr::Custom(e)))?,
+        github_login: row.try_get("github_login").map_err(pg)?,
+        active: row.try_get("active").map_err(pg)?,
+    };
+    let range = DayRange::resolve(from, to, row.try_get("today").map_err(pg)?, default_days)?;
+
+    let (daily, attendance, alerts) = tokio::try_join!(
+        async {
+            let statement = txn
+                .prepare_cached(&format!(
+                    "SELECT {DAILY_COLUMNS} FROM daily_metrics WHERE org_id = $1 \
+                     AND scope = 'user' AND scope_key = $2 AND day BETWEEN $3 AND $4 ORDER BY day"
+                ))
+                .await?;
+            match &person.github_login {
+                Some(login) => {
+                    txn.query(&statement, &[&viewer.org.0, login, &range.from, &range.to])
+                        .await
+                }
+                None => Ok(Vec::new()),
+            }
+        },
+        async {
+            let statement = txn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM attendance_summaries WHERE organization_id = $1 \
+                     AND user_id = $2 AND day BETWEEN $3 AND $4 ORDER BY day",
+                    crate::attendance::summaries::COLUMNS
+                ))
+                .await?;
+            txn.query(
+                &statement,
+                &[&viewer.org.0, &person.id, &range.from, &range.to],
+            )
+            .await
+        },
+        async {
+            // $2 is unused but typed, so the parameters stay those of `visibility_params`.
+            let statement = txn
+                .prepare_cached(&format!(
+                    "SELECT {ALERT_COLUMNS} FROM health_alerts a JOIN users u \
+                        ON u.id = a.user_id AND u.organization_id = a.org_id \
+                     WHERE a.org_id = $1 AND a.user_id = $5 AND $2::bool IS NOT NULL \
+                       AND (a.kind <> 'inactivity' OR {}) \
+                     ORDER BY a.id DESC LIMIT 50",
+                    accounts::visible_sql(false)
+                ))
+                .await?;
+            txn.query(
+                &statement,
+                &[
+                    &viewer.org.0,
+                    &viewer.role.administers(),
+                    &viewer.user.0,
+                    &manager,
+                    &person.id,
+                ],
+            )
+            .await
+        },
+    )
+    .map_err(pg)?;
+    Ok(PersonData {
+        person,
+        range,
+        daily: daily
+            .iter()
+            .map(daily_row)
+            .collect::<Result<_, _>>()
+            .map_err(pg)?,
+        attendance: attendance
+            .iter()
+            .map(summary_row)
+            .collect::<Result<_, _>>()
+            .map_err(pg)?,
+        alerts: alerts
+            .iter()
+            .map(alert_row)
+            .collect::<Result<_, _>>()
+            .map_err(pg)?,
+    })
+}
+
+fn daily_row(r: &tokio_postgres::Row) -> Result<DailyMetrics, tokio_postgres::Error> {
+    Ok(DailyMetrics {
+        day: r.try_get("day")?,
+        scope: r.try_get("scope")?,
+        scope_key: r.try_get("scope_key")?,
+        prs_opened: r.try_get("prs_opened")?,
+        prs_merged: r.try_get("prs_merged")?,
+        prs_closed_unmerged: r.try_get("prs_closed_unmerged")?,
+        reviews_given: r.try_get("reviews_given")?,
+        review_comments: r.try_get("review_comments")?,
+        commits: r.try_get("commits")?,
+        additions: r.try_get("additions")?,
+        deletions: r.try_get("deletions")?,
+        cycle_time_p50_s: r.try_get("cycle_time_p50_s")?,
+        cycle_time_p75_s: r.try_get("cycle_time_p75_s")?,
+        cycle_time_p90_s: r.try_get("cycle_time_p90_s")?,
+        coding_time_p50_s: r.try_get("coding_time_p50_s")?,
+        pickup_time_p50_s: r.try_get("pickup_time_p50_s")?,
+        review_time_p50_s: r.try_get("review_time_p50_s")?,
+        deploy_time_p50_s: r.try_get("deploy_time_p50_s")?,
+        deployments: r.try_get("deployments")?,
+        failed_deployments: r.try_get("failed_deployments")?,
+    })
+}
+
+fn summary_row(
+    r: &tokio_postgres::Row,
+) -> Result<crate::attendance::summaries::Summary, tokio_postgres::Error> {
+    Ok(crate::attendance::summaries::Summary {
+        user_id: r.try_get("user_id")?,
+        day: r.try_get("day")?,
+        first_in: r.try_get("first_in")?,
+        last_out: r.try_get("last_out")?,
+        worked_seconds: r.try_get("worked_seconds")?,
+        idle_seconds: r.try_get("idle_seconds")?,
+        active_seconds: r.try_get("active_seconds")?,
+        sessions: r.try_get("sessions")?,
+        overtime_seconds: r.try_get("overtime_seconds")?,
+        auto_closed: r.try_get("auto_closed")?,
+    })
+}
+
+fn alert_row(r: &tokio_postgres::Row) -> Result<Alert, tokio_postgres::Error> {
+    Ok(Alert {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        subject: r.try_get("subject")?,
+        user_id: r.try_get("user_id")?,
+        message: r.try_get("message")?,
+        details: r.try_get("details")?,
+        opened_at: r.try_get("opened_at")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+        resolved_at: r.try_get("resolved_at")?,
+        acknowledged_at: r.try_get("acknowledged_at")?,
+        acknowledged_by: r.try_get("acknowledged_by")?,
+    })
+}
+
 /// One run of a cron schedule (`schedule_ticks`), as admins see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

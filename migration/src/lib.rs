@@ -10,6 +10,7 @@ mod m20261124_000001_analytics;
 mod m20261125_000001_open_span_index;
 mod m20261202_000001_sync;
 mod m20261203_000001_read_cache;
+mod m20261203_000002_person_cache;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_open_span_index::Migration),
             Box::new(m20261202_000001_sync::Migration),
             Box::new(m20261203_000001_read_cache::Migration),
+            Box::new(m20261203_000002_person_cache::Migration),
         ]
     }
 }

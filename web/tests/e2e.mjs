@@ -130,6 +130,16 @@ try {
   check(['Dead letters', 'Sync jobs', 'Cron runs'].every((h) => headings.includes(h)), `admin: dead letters, sync jobs, cron runs (${headings})`);
   if (shots) await owner.screenshot({ path: join(shots, 'admin.png'), fullPage: true });
 
+  // The API reference: Swagger UI on the generated document, with no request off this host.
+  const docs = await owner.context().newPage();
+  const offsite = [];
+  docs.on('request', (r) => { if (!r.url().startsWith(BASE)) offsite.push(r.url()); });
+  await docs.goto(`${BASE}/docs`);
+  await docs.waitForSelector('.opblock-summary-path', { timeout: 20000 });
+  const operations = await docs.$$eval('.opblock-summary-path', (p) => p.map((x) => x.textContent));
+  check(operations.some((p) => p.includes('/api/v1/overview')), `docs: Swagger UI lists the operations (${operations.length})`);
+  check(offsite.length === 0, `docs: nothing fetched from elsewhere ${offsite.join(' ')}`);
+
   // A developer: their own page, and not another developer's.
   const dev = await signedIn(env('DEV_EMAIL'), env('DEV_PASSWORD'));
   const navLinks = await dev.$$eval('#nav a', (a) => a.map((x) => x.textContent));

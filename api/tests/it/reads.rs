@@ -706,3 +706,54 @@ async fn the_dashboard_is_served_at_the_root_and_api_paths_stay_json() {
     assert!(unknown_api.2.contains("\"code\""));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_cached_person_page_follows_changes_to_teams_and_attendance() {
+    // Arrange: the manager has seen the developer's page (now cached for them).
+    let w = world().await;
+    let path = format!("/api/v1/developers/{}", w.dev.id);
+    let (status, before) = w.app.get_as(&w.manager.access, &path).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["attendance"].as_array().map(Vec::len), Some(0));
+
+    // Act: a day of attendance is summarized, then the manager leaves the team.
+    let today = chrono::Utc::now().date_naive();
+    exec(
+        &w.app,
+        &format!(
+            "INSERT INTO attendance_summaries (organization_id, user_id, day, first_in, last_out, \
+                worked_seconds, idle_seconds, active_seconds, sessions, overtime_seconds, auto_closed) \
+             VALUES ({}, {}, '{today}', now() - interval '1 hour', now(), 3600, 0, 3600, 1, 0, false)",
+            w.org, w.dev.id
+        ),
+    )
+    .await;
+    let app = &w.app;
+    let (token, page) = (w.manager.access.clone(), path.clone());
+    eventually(Duration::from_secs(5), "the new attendance shows", || {
+        let (token, page) = (token.clone(), page.clone());
+        async move {
+            let (_, body) = app.get_as(&token, &page).await;
+            body["attendance"].as_array().map(Vec::len) == Some(1)
+        }
+    })
+    .await;
+    let (status, body) = w
+        .app
+        .call(crate::helpers::Call {
+            method: reqwest::Method::DELETE,
+            path: &format!("/api/v1/teams/{}/members/{}", w.team, w.manager.id),
+            token: Some(&w.owner.access),
+            body: None,
+        })
+        .await;
+    assert!(status < 300, "{status} {body}");
+
+    // Assert: no longer theirs to see.
+    let (token, page) = (w.manager.access.clone(), path.clone());
+    eventually(Duration::from_secs(5), "the page is refused", || {
+        let (token, page) = (token.clone(), page.clone());
+        async move { app.get_as(&token, &page).await.0 == 403 }
+    })
+    .await;
+}

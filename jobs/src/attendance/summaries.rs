@@ -175,7 +175,7 @@ pub async fn drain_dirty(db: &DatabaseConnection, batch: u64) -> Result<usize, D
 }
 
 /// One day's summary, as read by people and dashboards.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     pub user_id: i64,
@@ -190,6 +190,10 @@ pub struct Summary {
     pub auto_closed: bool,
 }
 
+/// The columns of a [`Summary`], in its order.
+pub const COLUMNS: &str = "user_id, day, first_in, last_out, worked_seconds, idle_seconds, \
+    active_seconds, sessions, overtime_seconds, auto_closed";
+
 /// A person's summaries from `from` to `to` (inclusive), oldest first.
 pub async fn list<C: ConnectionTrait>(
     db: &C,
@@ -200,10 +204,10 @@ pub async fn list<C: ConnectionTrait>(
 ) -> Result<Vec<Summary>, DbErr> {
     let rows = db
         .query_all_raw(stmt(
-            "SELECT user_id, day, first_in, last_out, worked_seconds, idle_seconds, active_seconds, \
-                sessions, overtime_seconds, auto_closed \
-             FROM attendance_summaries \
-             WHERE organization_id = $1 AND user_id = $2 AND day BETWEEN $3 AND $4 ORDER BY day",
+            &format!(
+                "SELECT {COLUMNS} FROM attendance_summaries \
+             WHERE organization_id = $1 AND user_id = $2 AND day BETWEEN $3 AND $4 ORDER BY day"
+            ),
             [org.0.into(), user.0.into(), from.into(), to.into()],
         ))
         .await?;

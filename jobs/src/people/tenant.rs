@@ -15,9 +15,25 @@ pub const APP_ROLE: &str = "devpulse_app";
 pub async fn begin(db: &DatabaseConnection, org: OrgId) -> Result<DatabaseTransaction, DbErr> {
     let txn = db.begin().await?;
     txn.execute_raw(stmt(
-        "SELECT set_config('role', $1, true), set_config('devpulse.organization_id', $2, true)",
+        SET_TENANT,
         [APP_ROLE.into(), org.0.to_string().into()],
     ))
     .await?;
+    Ok(txn)
+}
+
+const SET_TENANT: &str =
+    "SELECT set_config('role', $1, true), set_config('devpulse.organization_id', $2, true)";
+
+/// [`begin`] for the API's hot reads, on a tokio-postgres connection: read only, statements
+/// prepared once per connection. (tokio-postgres sets `TCP_NODELAY`; sqlx does not, and over TCP
+/// its requests now and then wait out PostgreSQL's 40 ms delayed ACK — docs/BENCHMARKS.md.)
+pub async fn begin_read(
+    client: &mut deadpool_postgres::Client,
+    org: OrgId,
+) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+    let txn = client.build_transaction().read_only(true).start().await?;
+    let set = txn.prepare_cached(SET_TENANT).await?;
+    txn.execute(&set, &[&APP_ROLE, &org.0.to_string()]).await?;
     Ok(txn)
 }

@@ -14,11 +14,11 @@ use axum::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::NaiveDate;
 use jobs::{
-    attendance::summaries::{self, Summary},
-    people::{OrgId, Role, UserId, accounts, teams, tenant},
+    attendance::summaries::Summary,
+    people::{OrgId, UserId, accounts, teams, tenant},
     reads::{
-        self, Alert, AlertStatus, DailyCursor, DailyMetrics, DayRange, DoraMetrics,
-        ReliabilityScore, RepositoryTotals,
+        self, Alert, DailyCursor, DailyMetrics, DayRange, DoraMetrics, Person, ReliabilityScore,
+        RepositoryTotals,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -56,19 +56,30 @@ async fn range<C: sea_orm::ConnectionTrait>(
     Ok(DayRange::resolve(from, to, today, DEFAULT_DAYS)?)
 }
 
-/// Serves an organization-wide answer from the cache, or computes and caches it. The key is the
-/// request's path and query, so each distinct question is kept once per organization.
+/// The cache key of an answer everyone in the organization gets: the request's path and query.
+fn shared_key(uri: &Uri) -> String {
+    uri.path_and_query()
+        .map_or(uri.path(), |pq| pq.as_str())
+        .to_owned()
+}
+
+/// The cache key of an answer that depends on who asks: theirs alone.
+fn viewer_key(uri: &Uri, caller: &Caller) -> String {
+    format!("{} as {}", shared_key(uri), caller.user.0)
+}
+
+/// Serves an answer from the organization's cache under `key`, or computes and caches it (errors
+/// are not kept).
 async fn cached<T, F>(
     state: &AppState,
     org: OrgId,
-    uri: &Uri,
+    key: &str,
     compute: F,
 ) -> Result<Response, ApiError>
 where
     T: Serialize,
     F: Future<Output = Result<T, ApiError>>,
 {
-    let key = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
     let entry = match state.reads.get(org, key) {
         Some(hit) => hit,
         None => {
@@ -163,7 +174,7 @@ pub async fn overview(
     ApiQuery(query): ApiQuery<RangeQuery>,
 ) -> Result<Response, ApiError> {
     let org = caller.org;
-    cached(&state, org, &uri, async {
+    cached(&state, org, &shared_key(&uri), async {
         let txn = tenant::begin(&state.db, org).await?;
         let organization = accounts::organization_by_id(&txn, org).await?;
         let range = range(&txn, org, query.from, query.to).await?;
@@ -236,16 +247,6 @@ pub async fn team(
     }))
 }
 
-/// The person a developer page is about.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Person {
-    pub id: i64,
-    pub display_name: String,
-    pub role: Role,
-    pub github_login: Option<String>,
-    pub active: bool,
-}
-
 /// A developer's page: everything the dashboards keep about them over the range.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeveloperPage {
@@ -269,43 +270,43 @@ pub struct DeveloperPage {
 pub async fn developer(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    uri: Uri,
     ApiPath(user_id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<RangeQuery>,
-) -> Result<Json<DeveloperPage>, ApiError> {
-    let org = caller.org;
-    let viewer = caller.viewer();
-    let txn = tenant::begin(&state.db, org).await?;
-    let user = accounts::check_can_view(&txn, &viewer, UserId(user_id)).await?;
-    let range = range(&txn, org, query.from, query.to).await?;
-    let daily = match &user.github_login {
-        Some(login) => reads::daily(&txn, org, "user", login, range).await?,
-        None => Vec::new(),
-    };
-    let attendance = summaries::list(&txn, org, UserId(user.id), range.from, range.to).await?;
-    let alerts = reads::alerts(
-        &txn,
-        &viewer,
-        AlertStatus::All,
-        Some(UserId(user.id)),
-        None,
-        50,
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(Json(DeveloperPage {
-        user: Person {
-            id: user.id,
-            display_name: user.display_name,
-            role: user.role,
-            github_login: user.github_login,
-            active: user.active,
-        },
-        range,
-        totals: Totals::of(&daily),
-        daily,
-        attendance,
-        alerts,
-    }))
+) -> Result<Response, ApiError> {
+    // Per viewer: who may see whom is decided while computing; any change to people, teams,
+    // metrics or attendance of the organization drops the answer.
+    cached(&state, caller.org, &viewer_key(&uri, &caller), async {
+        let mut client = state
+            .read_pool
+            .get()
+            .await
+            .map_err(|e| ApiError::Internal(format!("read pool: {e}")))?;
+        let txn = tenant::begin_read(&mut client, caller.org)
+            .await
+            .map_err(|e| ApiError::Internal(format!("read transaction: {e}")))?;
+        let data = reads::person_data(
+            &txn,
+            &caller.viewer(),
+            UserId(user_id),
+            query.from,
+            query.to,
+            DEFAULT_DAYS,
+        )
+        .await?;
+        txn.commit()
+            .await
+            .map_err(|e| ApiError::Internal(format!("read transaction: {e}")))?;
+        Ok(DeveloperPage {
+            totals: Totals::of(&data.daily),
+            user: data.person,
+            range: data.range,
+            daily: data.daily,
+            attendance: data.attendance,
+            alerts: data.alerts,
+        })
+    })
+    .await
 }
 
 /// A repository with its totals and its latest 28-day DORA metrics.
@@ -333,7 +334,7 @@ pub async fn repositories(
     ApiQuery(query): ApiQuery<RangeQuery>,
 ) -> Result<Response, ApiError> {
     let org = caller.org;
-    cached(&state, org, &uri, async {
+    cached(&state, org, &shared_key(&uri), async {
         let txn = tenant::begin(&state.db, org).await?;
         let range = range(&txn, org, query.from, query.to).await?;
         let totals = reads::repository_totals(&txn, org, range).await?;
@@ -400,7 +401,7 @@ pub async fn dora(
         ));
     }
     let org = caller.org;
-    cached(&state, org, &uri, async {
+    cached(&state, org, &shared_key(&uri), async {
         let txn = tenant::begin(&state.db, org).await?;
         let range = range(&txn, org, query.from, query.to).await?;
         let series =
