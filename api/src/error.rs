@@ -139,6 +139,18 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
+impl From<deadpool_postgres::tokio_postgres::Error> for ApiError {
+    fn from(e: deadpool_postgres::tokio_postgres::Error) -> Self {
+        Self::Internal(format!("postgres: {e}"))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Self::Internal(format!("read pool: {e}"))
+    }
+}
+
 impl From<jobs::people::PeopleError> for ApiError {
     fn from(e: jobs::people::PeopleError) -> Self {
         use jobs::people::PeopleError as E;

@@ -1,6 +1,7 @@
 //! The dashboards' reads: organization overview, teams, developers, repositories, DORA series,
 //! daily metrics, and the metric definitions. Only precomputed tables are read (`jobs::reads`);
-//! the organization-wide answers are served from the replica's [`ReadCache`](crate::read_cache).
+//! organization-wide answers, and person pages per viewer, are served from the replica's
+//! [`ReadCache`](crate::read_cache::ReadCache).
 // utoipa's `path` macro spells the parameter types out in full.
 #![allow(unused_qualifications)]
 
@@ -223,7 +224,7 @@ pub struct TeamMetrics {
     params(("team_id" = i64, Path, description = "The team"), RangeQuery),
     security(("bearer" = [])),
     responses((status = 200, body = TeamMetrics), ReadErrors))]
-#[tracing::instrument(skip_all, fields(org = %caller.org, team))]
+#[tracing::instrument(skip_all, fields(org = %caller.org, team = team_id))]
 pub async fn team(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -277,14 +278,8 @@ pub async fn developer(
     // Per viewer: who may see whom is decided while computing; any change to people, teams,
     // metrics or attendance of the organization drops the answer.
     cached(&state, caller.org, &viewer_key(&uri, &caller), async {
-        let mut client = state
-            .read_pool
-            .get()
-            .await
-            .map_err(|e| ApiError::Internal(format!("read pool: {e}")))?;
-        let txn = tenant::begin_read(&mut client, caller.org)
-            .await
-            .map_err(|e| ApiError::Internal(format!("read transaction: {e}")))?;
+        let mut client = state.read_pool.get().await?;
+        let txn = tenant::begin_read(&mut client, caller.org).await?;
         let data = reads::person_data(
             &txn,
             &caller.viewer(),
@@ -294,9 +289,7 @@ pub async fn developer(
             DEFAULT_DAYS,
         )
         .await?;
-        txn.commit()
-            .await
-            .map_err(|e| ApiError::Internal(format!("read transaction: {e}")))?;
+        txn.commit().await?;
         Ok(DeveloperPage {
             totals: Totals::of(&data.daily),
             user: data.person,
