@@ -343,9 +343,11 @@ async function alertsPage() {
   app.innerHTML = `
     <h1>Health alerts</h1>
     <p class="tabs">${['open', 'resolved', 'all'].map((s) => `<a href="#/alerts?status=${s}" ${s === status ? 'aria-current="page"' : ''}>${s}</a>`).join(' · ')}</p>
-    <div class="grid">${card('Alerts by kind', 'health_alerts', 'chart-kinds')}</div>
+    ${page.items.length ? `<div class="grid">${card('Alerts by kind', 'health_alerts', 'chart-kinds')}</div>` : ''}
     ${alertTable(page.items, true)}`;
-  barChart(document.getElementById('chart-kinds'), { labels: Object.keys(kinds), values: Object.values(kinds), label: 'alerts' });
+  if (page.items.length) {
+    barChart(document.getElementById('chart-kinds'), { labels: Object.keys(kinds), values: Object.values(kinds), label: 'alerts' });
+  }
   app.querySelectorAll('button.ack').forEach((button) => button.addEventListener('click', async () => {
     button.disabled = true;
     try {
@@ -370,7 +372,7 @@ async function adminPage() {
   app.innerHTML = `
     <h1>Operations</h1>
     <div class="grid">
-      ${card('Dead letters by queue', null, 'chart-letters')}
+      ${letters.length ? card('Dead letters by queue', null, 'chart-letters') : ''}
       ${card('Cron runs (latest 200) by schedule and outcome', 'When numbers are computed', 'chart-runs')}
     </div>
     <h2>Dead letters</h2>
@@ -382,7 +384,9 @@ async function adminPage() {
     <h2>Cron runs</h2>
     <table><thead><tr><th>Schedule</th><th>Tick</th><th>Worker</th><th>Outcome</th></tr></thead><tbody>
       ${runs.items.slice(0, 30).map((r) => `<tr><td>${esc(r.schedule)}</td><td>${esc(r.tick.slice(0, 16).replace('T', ' '))}</td><td>${esc(r.claimed_by)}</td><td>${esc(r.outcome ?? 'running')}</td></tr>`).join('')}</tbody></table>`;
-  barChart(document.getElementById('chart-letters'), { labels: Object.keys(byQueue), values: Object.values(byQueue), label: 'dead letters' });
+  if (letters.length) {
+    barChart(document.getElementById('chart-letters'), { labels: Object.keys(byQueue), values: Object.values(byQueue), label: 'dead letters' });
+  }
   const count = (schedule, outcome) => runs.items.filter((r) => r.schedule === schedule && (r.outcome ?? 'running') === outcome).length;
   timeChart(document.getElementById('chart-runs'), {
     days: schedules,
