@@ -430,6 +430,17 @@ async fn owners_are_protected_from_admins_and_disabling_ends_every_sign_in() {
         (typo, typo_body["code"].as_str()),
         (422, Some("invalid_body"))
     );
+    // PostgreSQL text cannot hold NUL: a clear 422, not a failed query.
+    let (nul, nul_body) = patch(
+        admin.access.clone(),
+        dev.id,
+        json!({ "display_name": "De\u{0}e" }),
+    )
+    .await;
+    assert_eq!(
+        (nul, nul_body["code"].as_str()),
+        (422, Some("invalid_body"))
+    );
     app.stop().await;
 }
 

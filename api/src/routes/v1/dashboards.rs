@@ -490,6 +490,9 @@ pub(super) fn decode_cursor<const N: usize>(cursor: &str) -> Result<[String; N],
         .decode(cursor)
         .map_err(|_| invalid_cursor())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
+    if text.contains('\0') {
+        return Err(invalid_cursor());
+    }
     let fields: Vec<String> = text.split('\n').map(str::to_owned).collect();
     fields.try_into().map_err(|_| invalid_cursor())
 }

@@ -297,9 +297,22 @@ async fn enforce(
     let if_none_match = (request.method() == Method::GET)
         .then(|| request.headers().get(header::IF_NONE_MATCH).cloned())
         .flatten();
-    let mut response = match authorize(&state, rule, request).await {
-        Ok(request) => next.run(request).await,
-        Err(e) => e.into_response(),
+    // PostgreSQL's text cannot hold NUL; refuse it at the edge rather than fail in a query.
+    let nul_in_query = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.contains("%00") || q.contains('\0'));
+    let mut response = if nul_in_query {
+        ApiError::BadRequest {
+            code: "invalid_query",
+            message: "the query string contains a NUL character (%00)".to_owned(),
+        }
+        .into_response()
+    } else {
+        match authorize(&state, rule, request).await {
+            Ok(request) => next.run(request).await,
+            Err(e) => e.into_response(),
+        }
     };
     if method == "GET" && response.status() == StatusCode::OK {
         response = conditional(response, if_none_match.as_ref()).await;
@@ -458,10 +471,58 @@ async fn conditional(response: Response, if_none_match: Option<&HeaderValue>) ->
 /// Larger read answers are sent without an `ETag` rather than buffered.
 const MAX_TAGGED_BODY: usize = 8 * 1024 * 1024;
 
-/// JSON body whose rejections are [`ApiError`]s.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON body whose rejections are [`ApiError`]s. Its strings may not hold NUL (`\u0000`):
+/// PostgreSQL's text cannot, and the answer is a 422 rather than a failed query.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .is_some_and(|v| {
+                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            });
+        if !json {
+            return Err(ApiError::BadRequest {
+                code: "unsupported_content_type",
+                message: "send the body as JSON with `Content-Type: application/json`".to_owned(),
+            });
+        }
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::BadRequest {
+                code: "invalid_json",
+                message: e.body_text(),
+            })?;
+        if has_escaped_nul(&bytes) {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "text may not contain the NUL character (\\u0000)",
+            ));
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(Self(value))
+    }
+}
+
+/// Whether a JSON text escapes a NUL character (`\u0000` whose backslash is not itself escaped).
+fn has_escaped_nul(json: &[u8]) -> bool {
+    json.windows(6).enumerate().any(|(at, w)| {
+        w.eq_ignore_ascii_case(b"\\u0000")
+            && json[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
+}
 
 /// Query string whose rejections are [`ApiError`]s.
 #[derive(Debug, FromRequestParts)]
@@ -480,4 +541,17 @@ where
     T: serde::Deserialize<'de>,
 {
     <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_escaped_nul;
+
+    #[test]
+    fn an_escaped_nul_is_found_and_an_escaped_backslash_is_not_one() {
+        assert!(has_escaped_nul(br#"{"name": "a\u0000b"}"#));
+        assert!(has_escaped_nul(br#"{"name": "\\\u0000"}"#));
+        assert!(!has_escaped_nul(br#"{"name": "a\\u0000b"}"#));
+        assert!(!has_escaped_nul(br#"{"name": "u0000"}"#));
+    }
 }
