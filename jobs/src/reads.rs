@@ -2,8 +2,10 @@
 //! `reliability_scores`, `attendance_summaries`, `health_alerts`), never the raw PR or session
 //! tables. Every query is bounded by an index range of one organization.
 //!
-//! Rows come back from PostgreSQL as `to_jsonb(row)` and are read into the types below, so a
-//! column and its field cannot drift apart silently (an unknown column fails the test suite).
+//! On sea-orm, rows come back from PostgreSQL as `to_jsonb(row)` and are read into the types
+//! below (`deny_unknown_fields`), so a column and its field cannot drift apart silently. The
+//! person page's hot path, [`person_data`], is on tokio-postgres with typed rows instead (see
+//! `tenant::begin_read` and docs/BENCHMARKS.md, "Dashboard reads").
 
 use chrono::{NaiveDate, TimeDelta};
 use sea_orm::{ConnectionTrait, DbErr};
