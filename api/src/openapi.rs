@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 document of the dashboards' API, generated from the handlers' annotations
+//! The OpenAPI 3.1 document of `/api/v1`'s reads, generated from the handlers' annotations
 //! (utoipa) and served at `/api/openapi.json`; `docs/openapi.json` is the committed copy a
 //! test compares with it.
 
@@ -7,7 +7,9 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::routes::v1::{admin, alerts, dashboards};
+use crate::routes::v1::{
+    admin, alerts, dashboards, deployments, devices, organization, sessions, teams, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,12 +32,27 @@ use crate::routes::v1::{admin, alerts, dashboards};
         alerts::list,
         alerts::acknowledge,
         admin::cron_runs,
+        users::me,
+        users::list,
+        users::show,
+        organization::show,
+        teams::list,
+        teams::show,
+        devices::list,
+        sessions::list,
+        sessions::attendance,
+        admin::list,
+        admin::show,
+        admin::sync_jobs,
+        deployments::list_keys,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "dashboards", description = "Reads of the precomputed tables"),
         (name = "alerts", description = "Health alerts"),
         (name = "admin", description = "For owners and admins"),
+        (name = "people", description = "You, your organization, its people and teams, your devices"),
+        (name = "attendance", description = "Work sessions and attendance summaries"),
     )
 )]
 struct ApiDoc;

@@ -92,6 +92,7 @@ pub async fn bury(
 
 /// One open dead letter, as listed.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLetter {
     pub id: i64,
     pub queue: String,
@@ -104,9 +105,11 @@ pub struct DeadLetter {
 
 /// A dead letter with what an operator needs to fix it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLetterDetail {
     #[serde(flatten)]
     pub letter: DeadLetter,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub job: serde_json::Value,
     pub retried_at: Option<DateTime<Utc>>,
     pub event: Option<String>,

@@ -291,6 +291,7 @@ pub async fn redrive<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<u64, DbE
 
 /// One row of the ledger, as `worker sync list` and the API show it.
 #[derive(Debug, Clone, Serialize, FromQueryResult)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobRow {
     pub id: i64,
     pub kind: String,
@@ -301,6 +302,7 @@ pub struct JobRow {
     pub attempts: i32,
     pub run_after: DateTime<Utc>,
     pub leased_by: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub progress: serde_json::Value,
     pub last_error: Option<String>,
     pub requested_by: String,

@@ -28,6 +28,7 @@ pub const SWEEP_GRACE: Duration = Duration::minutes(10);
 pub const MAX_INTERVALS: usize = 1_000;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     pub id: Uuid,
     pub user_id: i64,

@@ -15,6 +15,7 @@ pub const INVITE_TTL: Duration = Duration::days(7);
 
 /// An organization's settings, as the API shows them.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Organization {
     pub id: i64,
     pub name: String,
@@ -25,6 +26,7 @@ pub struct Organization {
     pub github_login: Option<String>,
     pub created_at: DateTime<Utc>,
     /// The analytics settings in effect (every key, defaults filled in).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub analytics: serde_json::Value,
     /// Where health-alert notifications are POSTed.
     pub notification_url: Option<String>,
@@ -246,6 +248,7 @@ pub async fn update_org<C: ConnectionTrait>(
 
 /// A user as shown to whoever may see them: never the password hash.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: i64,
     pub organization_id: i64,

@@ -13,6 +13,7 @@ use crate::domain::stmt;
 
 /// An API key as listed (never its hash).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKey {
     pub id: i64,
     pub name: String,

@@ -128,6 +128,7 @@ pub async fn revoke_family<C: ConnectionTrait>(db: &C, presented: &str) -> Resul
 
 /// A device as its owner sees it (never the token).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
     pub id: Uuid,
     pub user_id: i64,

@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 use super::{ApiPath, ApiQuery};
 use crate::{auth::Caller, error::ApiError, startup::AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     queue: Option<String>,
     limit: Option<u64>,
@@ -33,6 +34,10 @@ fn queue(raw: Option<String>) -> Result<Option<String>, ApiError> {
     .transpose()
 }
 
+/// Your organization's open dead letters, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/dead-letters", tag = "admin", params(ListQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<jobs::dead_letters::DeadLetter>), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(org = %caller.org))]
 pub async fn list(
     State(state): State<AppState>,
@@ -53,6 +58,10 @@ pub async fn list(
     Ok(Json(letters))
 }
 
+/// One dead letter with its job and delivery.
+#[utoipa::path(get, path = "/api/v1/admin/dead-letters/{letter_id}", tag = "admin", params(("letter_id" = i64, Path, description = "The dead letter")),
+    security(("bearer" = [])),
+    responses((status = 200, body = jobs::dead_letters::DeadLetterDetail), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(org = %caller.org, letter = id))]
 pub async fn show(
     State(state): State<AppState>,
@@ -141,13 +150,17 @@ pub async fn purge(
     Ok(Json(json!({ "purged": purged })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SyncQuery {
     limit: Option<u64>,
 }
 
 /// The organization's sync jobs (backfills, reconciles), newest first, with their progress.
+#[utoipa::path(get, path = "/api/v1/admin/sync-jobs", tag = "admin", params(SyncQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<jobs::sync::JobRow>), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(org = %caller.org))]
 pub async fn sync_jobs(
     State(state): State<AppState>,

@@ -1,6 +1,8 @@
 //! `POST /api/v1/deployments`: deployments made outside GitHub, pushed by a pipeline with an
 //! organization API key, written through the same deployment writer as GitHub's; and the admin
 //! routes that make and revoke those keys.
+// utoipa's `path` macro spells the parameter types out in full.
+#![allow(unused_qualifications)]
 
 use axum::{Extension, Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
@@ -181,6 +183,10 @@ pub async fn create_key(
     ))
 }
 
+/// Your organization's API keys (never their hashes).
+#[utoipa::path(get, path = "/api/v1/admin/api-keys", tag = "admin", 
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<jobs::people::api_keys::ApiKey>), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(org = %caller.org))]
 pub async fn list_keys(
     State(state): State<AppState>,

@@ -1,4 +1,6 @@
 //! Device tokens for the desktop tracker.
+// utoipa's `path` macro spells the parameter types out in full.
+#![allow(unused_qualifications)]
 
 use axum::{Extension, Json, extract::State, http::StatusCode};
 use jobs::people::{
@@ -44,6 +46,10 @@ pub async fn create(
     ))
 }
 
+/// Your tracker devices (never their tokens).
+#[utoipa::path(get, path = "/api/v1/devices", tag = "people", 
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<jobs::people::tokens::Device>), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(user = %caller.user))]
 pub async fn list(
     State(state): State<AppState>,

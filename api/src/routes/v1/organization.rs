@@ -1,4 +1,6 @@
 //! The caller's organization and its settings.
+// utoipa's `path` macro spells the parameter types out in full.
+#![allow(unused_qualifications)]
 
 use axum::{Extension, Json, extract::State};
 use jobs::people::{
@@ -10,6 +12,10 @@ use serde::Deserialize;
 use super::{ApiJson, double_option};
 use crate::{auth::Caller, error::ApiError, startup::AppState};
 
+/// Your organization and its settings.
+#[utoipa::path(get, path = "/api/v1/organization", tag = "people", 
+    security(("bearer" = [])),
+    responses((status = 200, body = jobs::people::accounts::Organization), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(org = %caller.org))]
 pub async fn show(
     State(state): State<AppState>,

@@ -1,4 +1,6 @@
 //! The desktop tracker's API (clock-in, clock-out, idle, sessions) and attendance summaries.
+// utoipa's `path` macro spells the parameter types out in full.
+#![allow(unused_qualifications)]
 
 use axum::{Extension, Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -105,8 +107,9 @@ pub async fn idle(
     Ok(Json(session))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SessionRange {
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
@@ -115,6 +118,9 @@ pub struct SessionRange {
 }
 
 /// Sessions overlapping `[from, to)` (default: the last 7 days).
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "attendance", params(SessionRange),
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<jobs::attendance::sessions::Session>), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(user = %caller.user))]
 pub async fn list(
     State(state): State<AppState>,
@@ -137,8 +143,9 @@ pub async fn list(
     Ok(Json(sessions))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DayRange {
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
@@ -146,6 +153,9 @@ pub struct DayRange {
 }
 
 /// Attendance summaries from `from` to `to` inclusive (default: the last 30 days, UTC dates).
+#[utoipa::path(get, path = "/api/v1/attendance", tag = "attendance", params(DayRange),
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<jobs::attendance::summaries::Summary>), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(user = %caller.user))]
 pub async fn attendance(
     State(state): State<AppState>,

@@ -1,4 +1,6 @@
 //! Teams and their members.
+// utoipa's `path` macro spells the parameter types out in full.
+#![allow(unused_qualifications)]
 
 use axum::{Extension, Json, extract::State, http::StatusCode};
 use jobs::people::{
@@ -11,6 +13,10 @@ use serde::Deserialize;
 use super::{ApiJson, ApiPath};
 use crate::{auth::Caller, error::ApiError, startup::AppState};
 
+/// The teams you may see: all for owners and admins, yours otherwise.
+#[utoipa::path(get, path = "/api/v1/teams", tag = "people", 
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<jobs::people::teams::Team>), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(user = %caller.user))]
 pub async fn list(
     State(state): State<AppState>,
@@ -22,6 +28,10 @@ pub async fn list(
     Ok(Json(teams))
 }
 
+/// One team (its members and the organization's admins).
+#[utoipa::path(get, path = "/api/v1/teams/{team_id}", tag = "people", params(("team_id" = i64, Path, description = "The team")),
+    security(("bearer" = [])),
+    responses((status = 200, body = jobs::people::teams::Team), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(user = %caller.user, team = team))]
 pub async fn show(
     State(state): State<AppState>,

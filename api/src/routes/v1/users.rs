@@ -1,4 +1,6 @@
 //! Users: who am I, the people a role may see, invites, and changes by admins.
+// utoipa's `path` macro spells the parameter types out in full.
+#![allow(unused_qualifications)]
 
 use axum::{Extension, Json, extract::State, http::StatusCode};
 use jobs::people::{
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiJson, ApiPath, double_option};
 use crate::{auth::Caller, error::ApiError, startup::AppState};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Me {
     user: User,
     teams: Vec<Team>,
@@ -22,6 +24,10 @@ pub struct Me {
     device_id: Option<uuid::Uuid>,
 }
 
+/// You, your teams, and the device speaking if a device token is used.
+#[utoipa::path(get, path = "/api/v1/me", tag = "people", 
+    security(("bearer" = [])),
+    responses((status = 200, body = Me), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(user = %caller.user))]
 pub async fn me(
     State(state): State<AppState>,
@@ -54,6 +60,10 @@ pub async fn my_data(
     Ok(Json(everything))
 }
 
+/// The people you may see: everyone for owners and admins, your teams' members for managers, yourself for developers.
+#[utoipa::path(get, path = "/api/v1/users", tag = "people", 
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<jobs::people::accounts::User>), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(user = %caller.user))]
 pub async fn list(
     State(state): State<AppState>,
@@ -65,6 +75,10 @@ pub async fn list(
     Ok(Json(users))
 }
 
+/// One person you may see.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "people", params(("user_id" = i64, Path, description = "The person")),
+    security(("bearer" = [])),
+    responses((status = 200, body = jobs::people::accounts::User), crate::error::ReadErrors))]
 #[tracing::instrument(skip_all, fields(user = %caller.user, target = target))]
 pub async fn show(
     State(state): State<AppState>,
