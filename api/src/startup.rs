@@ -44,8 +44,8 @@ pub enum StartupError {
     Database(#[from] connect::DatabaseConnectError),
     #[error("cannot apply migrations: {0}")]
     Migrations(DbErr),
-    #[error("cannot open the ingest connections to PostgreSQL: {0}")]
-    IngestPool(#[from] connect::IngestPoolError),
+    #[error("cannot open the ingest and read connections to PostgreSQL: {0}")]
+    TokioPool(#[from] connect::TokioPoolError),
     #[error("invalid REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
     #[error(
@@ -73,7 +73,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// GitHub App credentials are configured: the workers sync from GitHub's API as well.
     pub github_app: bool,
-    /// Organization-wide dashboard answers, dropped when their tables change.
+    /// Dashboard answers (organization-wide, and person pages per viewer), dropped when what
+    /// they show changes.
     pub reads: ReadCache,
     /// tokio-postgres connections for the per-person reads (see `tenant::begin_read`).
     pub read_pool: deadpool_postgres::Pool,
@@ -127,8 +128,8 @@ pub async fn build(config: ApiConfig) -> Result<Application, StartupError> {
              (see /health/ready)"
         );
     }
-    let ingest_pool = connect::ingest_pool(&config.common, ingest::MAX_IN_FLIGHT).await?;
-    let read_pool = connect::ingest_pool(&config.common, READ_POOL_SIZE).await?;
+    let ingest_pool = connect::tokio_pool(&config.common, ingest::MAX_IN_FLIGHT).await?;
+    let read_pool = connect::tokio_pool(&config.common, READ_POOL_SIZE).await?;
     let redis = connect::redis(&config.common)?;
     if !connect::redis_ready(&redis).await {
         tracing::warn!(
@@ -192,7 +193,7 @@ const READ_CACHE_ENTRIES: u64 = 10_000;
 const HASHING_CONCURRENCY: usize = 4;
 
 fn router(state: AppState, web: Web) -> Router {
-    let spec: Arc<str> = openapi::json().into();
+    let spec = axum::body::Bytes::from(openapi::json());
     Router::new()
         .merge(v1::router(state.clone()))
         .route("/webhooks/github", post(webhooks::receive))
@@ -203,12 +204,7 @@ fn router(state: AppState, web: Web) -> Router {
             "/api/openapi.json",
             get(move || {
                 let spec = spec.clone();
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "application/json")],
-                        spec.to_string(),
-                    )
-                }
+                async move { ([(header::CONTENT_TYPE, "application/json")], spec) }
             }),
         )
         .fallback(move |request: axum::extract::Request| web.clone().serve(request))

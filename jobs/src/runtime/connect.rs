@@ -43,18 +43,18 @@ pub struct DatabaseConnectError {
     pub source: DbErr,
 }
 
-/// A small pool for the ingest hot path, on tokio-postgres.
+/// A small tokio-postgres pool, for the hot paths: webhook ingest and the API's per-person reads.
 ///
 /// sqlx 0.9.0 (under sea-orm) does not set `TCP_NODELAY`: a statement larger than the socket's
 /// send buffer — any batch of real GitHub payloads — then waits ~40 ms for PostgreSQL's delayed
 /// ACK (sqlx issue #4335). tokio-postgres sets it. TLS follows `sslmode` as libpq reads it
 /// ([`super::pg_tls`]).
-pub async fn ingest_pool(
+pub async fn tokio_pool(
     config: &CommonConfig,
     size: usize,
-) -> Result<deadpool_postgres::Pool, IngestPoolError> {
+) -> Result<deadpool_postgres::Pool, TokioPoolError> {
     let (pg_config, tls, _) =
-        super::pg_tls::target(config.database_url.expose()).map_err(IngestPoolError)?;
+        super::pg_tls::target(config.database_url.expose()).map_err(TokioPoolError)?;
     let manager = deadpool_postgres::Manager::from_config(
         pg_config,
         tls,
@@ -68,12 +68,12 @@ pub async fn ingest_pool(
         .create_timeout(Some(Duration::from_secs(5)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
-        .map_err(|e| IngestPoolError(e.to_string()))?;
+        .map_err(|e| TokioPoolError(e.to_string()))?;
     // Fail at start-up, not on the first delivery.
     drop(
         pool.get()
             .await
-            .map_err(|e| IngestPoolError(e.to_string()))?,
+            .map_err(|e| TokioPoolError(e.to_string()))?,
     );
     Ok(pool)
 }
@@ -81,7 +81,7 @@ pub async fn ingest_pool(
 /// The ingest pool could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct IngestPoolError(String);
+pub struct TokioPoolError(String);
 
 /// A self-healing Redis connection: after a Redis restart it reconnects with backoff on its
 /// own; while Redis is away, commands fail within about a second instead of hanging. It

@@ -67,7 +67,7 @@ impl Env {
         .expect("config");
         let env = Self {
             db,
-            ingest: connect::ingest_pool(&common, 4).await.expect("ingest pool"),
+            ingest: connect::tokio_pool(&common, 4).await.expect("ingest pool"),
             test_db,
             queue: Queue::new(
                 connect::redis_at(&redis_url).expect("redis url"),
