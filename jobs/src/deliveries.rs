@@ -231,7 +231,8 @@ pub enum Attempt {
     /// Processed, ignored or dead already: nothing to do.
     Finished,
     /// No such row (yet): the API pushes a job just before committing its row, so a very
-    /// fast worker can get there first. Try again shortly.
+    /// fast worker can get there first; or the row became visible (or runnable again) just
+    /// after the attempt was counted. Try again shortly.
     NotVisible,
 }
 
@@ -282,13 +283,17 @@ pub async fn record_attempts(
         let rows = db
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT delivery_id FROM webhook_deliveries \
+                "SELECT delivery_id, status FROM webhook_deliveries \
                  WHERE delivery_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
                 [Value::from(serde_json::json!(missing))],
             ))
             .await?;
         for row in rows {
-            found.insert(row.try_get::<String>("", "delivery_id")?, Attempt::Finished);
+            let status: String = row.try_get("", "status")?;
+            found.insert(
+                row.try_get::<String>("", "delivery_id")?,
+                unmatched_attempt(&status),
+            );
         }
         for id in missing {
             found.entry(id.to_owned()).or_insert(Attempt::NotVisible);
@@ -296,6 +301,21 @@ pub async fn record_attempts(
     }
     Ok(found)
 }
+
+/// What a row that the counting `UPDATE` did not match means. Each statement reads its own
+/// snapshot, so a row committed between the `UPDATE` and this look-up is seen here still
+/// runnable: it must be tried again, not taken for finished (that lost its job: the row stayed
+/// `queued` with no attempt until the relay's stale sweep).
+fn unmatched_attempt(status: &str) -> Attempt {
+    if RUNNABLE_STATUSES.contains(&status) {
+        Attempt::NotVisible
+    } else {
+        Attempt::Finished
+    }
+}
+
+/// The statuses the counting `UPDATE` of [`record_attempts`] matches.
+const RUNNABLE_STATUSES: [&str; 3] = ["pending", "queued", "failed"];
 
 /// A delivery locked for processing by [`lock_many_for_processing`].
 #[derive(Debug, Clone)]
@@ -376,4 +396,19 @@ pub async fn schedule_retry(
     ))
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_still_runnable_after_the_count_is_tried_again_not_dropped() {
+        for status in RUNNABLE_STATUSES {
+            assert_eq!(unmatched_attempt(status), Attempt::NotVisible, "{status}");
+        }
+        for status in ["processed", "ignored", "dead"] {
+            assert_eq!(unmatched_attempt(status), Attempt::Finished, "{status}");
+        }
+    }
 }
