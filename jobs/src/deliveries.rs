@@ -9,6 +9,7 @@ use entities::DeliveryStatus;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
 
 use crate::{
+    github::projection,
     ids::{DeliveryId, EventName},
     job::{JobKind, WebhookJob},
 };
@@ -322,6 +323,7 @@ const RUNNABLE_STATUSES: [&str; 3] = ["pending", "queued", "failed"];
 pub struct Locked {
     pub status: String,
     pub event: String,
+    /// What the parsers read of the payload (`github::projection`), as JSON text.
     pub payload: String,
     pub received_at: chrono::DateTime<chrono::Utc>,
 }
@@ -333,12 +335,20 @@ pub async fn lock_many_for_processing<C: ConnectionTrait>(
     txn: &C,
     row_ids: &[i64],
 ) -> Result<Vec<(i64, Locked)>, DbErr> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT id, status, event, {} AS payload, received_at \
+             FROM webhook_deliveries, {} \
+             WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8)) \
+             ORDER BY id FOR UPDATE OF webhook_deliveries",
+            projection::payload_text_sql(),
+            projection::DETOASTED_PAYLOAD,
+        )
+    });
     let rows = txn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT id, status, event, payload::text AS payload, received_at \
-             FROM webhook_deliveries \
-             WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8)) ORDER BY id FOR UPDATE",
+            SQL.as_str(),
             [Value::from(serde_json::json!(row_ids))],
         ))
         .await?;

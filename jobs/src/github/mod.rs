@@ -5,6 +5,7 @@
 //! Unknown fields are ignored, so GitHub adding fields never breaks processing.
 
 pub mod payloads;
+pub mod projection;
 pub mod rest;
 mod time;
 

@@ -394,3 +394,91 @@ async fn installation_events_create_suspend_and_remove_organizations_in_any_orde
     );
     env.teardown().await;
 }
+
+/// The worker loads only the fields the parsers read (`github::projection`); every example
+/// payload must parse to the same records from that projection as from the whole payload.
+#[tokio::test]
+async fn the_projected_payload_parses_to_the_same_records_as_the_whole_one() {
+    use jobs::process::{DeliveryInput, parse};
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    let env = Env::new().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for event in JobKind::PROCESSED_EVENTS {
+        let dir = root.join("../api/tests/fixtures/webhooks").join(event);
+        for entry in std::fs::read_dir(dir).expect("fixture folder") {
+            let name = entry.expect("entry").file_name().into_string().expect("utf-8");
+            cases.push((event.to_owned(), format!("webhooks/{event}/{name}")));
+        }
+    }
+    for entry in std::fs::read_dir(root.join("tests/fixtures/lifecycle")).expect("lifecycle") {
+        let name = entry.expect("entry").file_name().into_string().expect("utf-8");
+        let event = match name.as_str() {
+            n if !n.ends_with(".json") => continue,
+            n if n.contains("review_submitted") => "pull_request_review",
+            n if n.contains("push") => "push",
+            _ => "pull_request",
+        };
+        cases.push((event.to_owned(), format!("lifecycle/{name}")));
+    }
+    // Malformed shapes must still be refused after the projection.
+    let malformed = [
+        ("pull_request", r#"{"action":"opened","pull_request":"not an object","repository":{"id":1,"name":"a","full_name":"o/a","owner":{"id":2,"login":"o"}}}"#),
+        ("pull_request", r#"{"action":"opened","pull_request":{"id":1,"number":null},"repository":{"id":1,"name":"a","full_name":"o/a","owner":{"id":2,"login":"o"}}}"#),
+        ("deployment", r#"{"deployment":{"id":"x"},"repository":{"id":1,"name":"a","full_name":"o/a","owner":{"id":2,"login":"o"}}}"#),
+    ];
+
+    let sql = format!(
+        "SELECT {} AS payload FROM (SELECT $1::text AS event, $2::jsonb AS payload) AS d, {}",
+        jobs::github::projection::payload_text_sql(),
+        jobs::github::projection::DETOASTED_PAYLOAD,
+    );
+    let project = async |event: &str, payload: &str| -> String {
+        let row = env
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql.as_str(),
+                [event.into(), payload.into()],
+            ))
+            .await
+            .expect("projection")
+            .expect("a row");
+        row.try_get("", "payload").expect("text")
+    };
+    let received_at = chrono::Utc::now();
+    let parsed = |event: &str, payload: &str| {
+        format!(
+            "{:?}",
+            parse(DeliveryInput {
+                event,
+                payload,
+                received_at
+            })
+            .map_err(|e| e.to_string().split(" at line").next().unwrap_or("").to_owned())
+        )
+    };
+
+    let (mut full_bytes, mut projected_bytes) = (0, 0);
+    for (event, path) in &cases {
+        let whole = fixture(path);
+        let projected = project(event, &whole).await;
+        let (a, b) = (parsed(event, &whole), parsed(event, &projected));
+        assert!(a.starts_with("Ok("), "{path} applies: {a}");
+        assert_eq!(a, b, "{path}");
+        full_bytes += whole.len();
+        projected_bytes += projected.len();
+    }
+    assert!(cases.len() >= 60, "only {} fixtures", cases.len());
+    assert!(
+        projected_bytes * 4 < full_bytes,
+        "the projection reads {projected_bytes} of {full_bytes} bytes"
+    );
+    for (event, payload) in malformed {
+        let projected = project(event, payload).await;
+        let (a, b) = (parsed(event, payload), parsed(event, &projected));
+        assert!(a.starts_with("Err(") && b.starts_with("Err("), "{payload}: {a} / {b}");
+    }
+    env.teardown().await;
+}
