@@ -9,13 +9,14 @@ use jobs::analytics::{self, notify};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use tokio_util::sync::CancellationToken;
 
-/// Day marks claimed per transaction (marks repeat: many events touch the same day).
-const DRAIN_MARKS: i64 = 2_000;
+/// Day marks claimed per transaction (marks repeat: every batch of events marks the days it
+/// touches, and an organization's marks wait `ANALYTICS_SETTLE` to be taken together).
+const DRAIN_MARKS: i64 = 20_000;
 /// How often dirty days and due notifications are looked for.
 const EVERY: Duration = Duration::from_secs(2);
 
 /// Runs until `shutdown`.
-pub async fn run(db: DatabaseConnection, shutdown: CancellationToken) {
+pub async fn run(db: DatabaseConnection, settle: Duration, shutdown: CancellationToken) {
     let http = match reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .build()
@@ -29,7 +30,7 @@ pub async fn run(db: DatabaseConnection, shutdown: CancellationToken) {
     let policy = notify::Policy::default();
     loop {
         for _ in 0..100 {
-            match analytics::drain_dirty(&db, DRAIN_MARKS).await {
+            match analytics::drain_dirty(&db, DRAIN_MARKS, settle).await {
                 Ok(Some((org, report))) => {
                     tracing::info!(
                         organization_id = org,

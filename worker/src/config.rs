@@ -24,6 +24,9 @@ pub struct WorkerConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// `SHUTDOWN_GRACE` (default 20s): how long in-flight jobs may take to finish on SIGTERM.
     pub shutdown_grace: Duration,
+    /// `ANALYTICS_SETTLE` (default 5s, at most 10m): how long an organization's first dirty-day
+    /// mark waits before its days are recomputed, together with every mark that came meanwhile.
+    pub analytics_settle: Duration,
     /// `SCHEDULE_NIGHTLY_ATTENDANCE`, `SCHEDULE_NIGHTLY_ANALYTICS`, `SCHEDULE_HOURLY_ALERTS`:
     /// cron expressions (seconds first); `off` disables one.
     pub schedules: crate::schedule::Schedules,
@@ -120,6 +123,13 @@ impl WorkerConfig {
             })?),
         };
         let shutdown_grace = vars.duration_or("SHUTDOWN_GRACE", Duration::from_secs(20))?;
+        let analytics_settle = vars.duration_or("ANALYTICS_SETTLE", Duration::from_secs(5))?;
+        if analytics_settle > Duration::from_secs(600) {
+            return Err(ConfigError::new(
+                "ANALYTICS_SETTLE",
+                "must be at most 10m (dashboards promise numbers within seconds)",
+            ));
+        }
         let schedules = crate::schedule::from_vars(vars)?;
         let retry = RetryPolicy {
             base,
@@ -157,6 +167,7 @@ impl WorkerConfig {
             retry,
             metrics_addr,
             shutdown_grace,
+            analytics_settle,
             schedules,
             sync,
         })
@@ -206,5 +217,16 @@ mod tests {
         let e =
             WorkerConfig::from_vars(&vars(&[("WORKER_METRICS_ADDR", "nine")])).expect_err("addr");
         assert!(e.to_string().contains("WORKER_METRICS_ADDR"), "{e}");
+    }
+
+    #[test]
+    fn analytics_settle_defaults_to_five_seconds_and_is_bounded() {
+        let config = WorkerConfig::from_vars(&vars(&[])).expect("valid");
+        assert_eq!(config.analytics_settle, Duration::from_secs(5));
+        let config =
+            WorkerConfig::from_vars(&vars(&[("ANALYTICS_SETTLE", "0s")])).expect("zero is valid");
+        assert_eq!(config.analytics_settle, Duration::ZERO);
+        let e = WorkerConfig::from_vars(&vars(&[("ANALYTICS_SETTLE", "11m")])).expect_err("long");
+        assert!(e.to_string().contains("ANALYTICS_SETTLE"), "{e}");
     }
 }

@@ -134,7 +134,11 @@ impl Worker {
             tokio::spawn(relay.run(background.clone())),
             tokio::spawn(janitor(queue.clone(), background.clone())),
             tokio::spawn(crate::attendance::run(db.clone(), background.clone())),
-            tokio::spawn(crate::analytics::run(db.clone(), background.clone())),
+            tokio::spawn(crate::analytics::run(
+                db.clone(),
+                config.analytics_settle,
+                background.clone(),
+            )),
             tokio::spawn(crate::metrics::refresh_loop(
                 metrics.clone(),
                 db.clone(),

@@ -363,7 +363,7 @@ async fn apply_all(env: &Env, prefix: &str, events: &[(&'static str, serde_json:
 
 async fn drain(env: &Env) {
     for _ in 0..1000 {
-        if analytics::drain_dirty(&env.db, 62)
+        if analytics::drain_dirty(&env.db, 62, std::time::Duration::ZERO)
             .await
             .expect("drain")
             .is_none()
@@ -1139,5 +1139,55 @@ async fn rolling_dora_medians_equal_percentile_cont_over_each_window() {
         wrong, 0,
         "windows whose medians differ from percentile_cont"
     );
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn dirty_days_wait_to_settle_then_are_recomputed_together() {
+    use std::time::Duration;
+    // Arrange: an organization with two events' marks, both just made.
+    let env = Env::new().await;
+    let events = history();
+    apply_all(&env, "settle", &events[..3]).await;
+    let marks = |env: &Env| {
+        let db = env.db.clone();
+        async move {
+            db.query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT count(*) AS n FROM analytics_dirty",
+            ))
+            .await
+            .expect("count")
+            .expect("row")
+            .try_get::<i64>("", "n")
+            .expect("n")
+        }
+    };
+    let before = marks(&env).await;
+    assert!(before >= 2, "{before} marks");
+
+    // Act + Assert: younger than the settle time, nothing is taken.
+    let hour = Duration::from_secs(3600);
+    let drained = analytics::drain_dirty(&env.db, 1_000, hour)
+        .await
+        .expect("drain");
+    assert!(drained.is_none());
+    assert_eq!(marks(&env).await, before);
+
+    // Once the oldest mark is old enough, every mark of the organization goes in one run.
+    env.db
+        .execute_unprepared(
+            "UPDATE analytics_dirty SET requested_at = requested_at - interval '2 hours' \
+             WHERE id = (SELECT min(id) FROM analytics_dirty)",
+        )
+        .await
+        .expect("age the first mark");
+    let (org, report) = analytics::drain_dirty(&env.db, 1_000, hour)
+        .await
+        .expect("drain")
+        .expect("the organization is taken");
+    assert_eq!(org, org_id(&env).await);
+    assert!(report.days >= 1);
+    assert_eq!(marks(&env).await, 0);
     env.teardown().await;
 }

@@ -408,12 +408,20 @@ async fn the_projected_payload_parses_to_the_same_records_as_the_whole_one() {
     for event in JobKind::PROCESSED_EVENTS {
         let dir = root.join("../api/tests/fixtures/webhooks").join(event);
         for entry in std::fs::read_dir(dir).expect("fixture folder") {
-            let name = entry.expect("entry").file_name().into_string().expect("utf-8");
+            let name = entry
+                .expect("entry")
+                .file_name()
+                .into_string()
+                .expect("utf-8");
             cases.push((event.to_owned(), format!("webhooks/{event}/{name}")));
         }
     }
     for entry in std::fs::read_dir(root.join("tests/fixtures/lifecycle")).expect("lifecycle") {
-        let name = entry.expect("entry").file_name().into_string().expect("utf-8");
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8");
         let event = match name.as_str() {
             n if !n.ends_with(".json") => continue,
             n if n.contains("review_submitted") => "pull_request_review",
@@ -424,9 +432,18 @@ async fn the_projected_payload_parses_to_the_same_records_as_the_whole_one() {
     }
     // Malformed shapes must still be refused after the projection.
     let malformed = [
-        ("pull_request", r#"{"action":"opened","pull_request":"not an object","repository":{"id":1,"name":"a","full_name":"o/a","owner":{"id":2,"login":"o"}}}"#),
-        ("pull_request", r#"{"action":"opened","pull_request":{"id":1,"number":null},"repository":{"id":1,"name":"a","full_name":"o/a","owner":{"id":2,"login":"o"}}}"#),
-        ("deployment", r#"{"deployment":{"id":"x"},"repository":{"id":1,"name":"a","full_name":"o/a","owner":{"id":2,"login":"o"}}}"#),
+        (
+            "pull_request",
+            r#"{"action":"opened","pull_request":"not an object","repository":{"id":1,"name":"a","full_name":"o/a","owner":{"id":2,"login":"o"}}}"#,
+        ),
+        (
+            "pull_request",
+            r#"{"action":"opened","pull_request":{"id":1,"number":null},"repository":{"id":1,"name":"a","full_name":"o/a","owner":{"id":2,"login":"o"}}}"#,
+        ),
+        (
+            "deployment",
+            r#"{"deployment":{"id":"x"},"repository":{"id":1,"name":"a","full_name":"o/a","owner":{"id":2,"login":"o"}}}"#,
+        ),
     ];
 
     let sql = format!(
@@ -456,7 +473,12 @@ async fn the_projected_payload_parses_to_the_same_records_as_the_whole_one() {
                 payload,
                 received_at
             })
-            .map_err(|e| e.to_string().split(" at line").next().unwrap_or("").to_owned())
+            .map_err(|e| e
+                .to_string()
+                .split(" at line")
+                .next()
+                .unwrap_or("")
+                .to_owned())
         )
     };
 
@@ -478,7 +500,10 @@ async fn the_projected_payload_parses_to_the_same_records_as_the_whole_one() {
     for (event, payload) in malformed {
         let projected = project(event, payload).await;
         let (a, b) = (parsed(event, payload), parsed(event, &projected));
-        assert!(a.starts_with("Err(") && b.starts_with("Err("), "{payload}: {a} / {b}");
+        assert!(
+            a.starts_with("Err(") && b.starts_with("Err("),
+            "{payload}: {a} / {b}"
+        );
     }
     env.teardown().await;
 }
