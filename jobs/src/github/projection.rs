@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 
 /// What to keep of a JSON value.
 #[derive(Debug, Clone, Copy)]
-pub enum Keep {
+enum Keep {
     /// The value as it is.
     All,
     /// Only these members of an object.
