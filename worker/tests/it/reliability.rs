@@ -497,3 +497,71 @@ async fn a_backlog_of_20000_deliveries_drains_with_no_exit_and_redis_is_left_cle
     worker.stop().await;
     env.teardown().await;
 }
+
+/// A delivery whose API transaction commits while a worker is counting attempts — after the
+/// counting UPDATE took its snapshot, before the look-up of the rows it missed — must be tried
+/// again, not taken for finished (that dropped its job and left the row `queued`).
+#[tokio::test]
+async fn a_delivery_committed_while_its_attempt_is_counted_is_tried_again() {
+    use jobs::deliveries::{Attempt, record_attempts};
+
+    // Arrange: delivery "a" is stored; counting its attempt waits on an advisory lock the test
+    // holds, so the test can commit delivery "b" at that exact moment.
+    let env = Env::new().await;
+    env.insert("race-a", "ping", "{}", "queued").await;
+    env.db
+        .execute_unprepared(
+            "CREATE FUNCTION hold_count() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                PERFORM pg_advisory_xact_lock(4242); RETURN NEW; END $$; \
+             CREATE TRIGGER hold_count BEFORE UPDATE ON webhook_deliveries FOR EACH ROW \
+                WHEN (OLD.delivery_id = 'race-a') EXECUTE FUNCTION hold_count();",
+        )
+        .await
+        .expect("trigger");
+    let gate = env.db.begin().await.expect("gate");
+    gate.execute_unprepared("SELECT pg_advisory_xact_lock(4242)")
+        .await
+        .expect("lock");
+    let api = env.db.begin().await.expect("api transaction");
+    api.execute_unprepared(
+        "INSERT INTO webhook_deliveries (delivery_id, event, payload, status) \
+         VALUES ('race-b', 'ping', '{}', 'queued')",
+    )
+    .await
+    .expect("insert b");
+
+    // Act: the count starts (b is not committed: its UPDATE does not see it) and blocks on "a";
+    // then b commits, and the count goes on to look up what it missed.
+    let db = env.db.clone();
+    let counting = tokio::spawn(async move {
+        let a = jobs::DeliveryId::parse("race-a").expect("id");
+        let b = jobs::DeliveryId::parse("race-b").expect("id");
+        record_attempts(&db, &[&a, &b]).await.expect("count")
+    });
+    eventually(
+        Duration::from_secs(10),
+        "the count waits on the gate",
+        || async {
+            env.number(
+                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                vec![],
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    api.commit().await.expect("commit b");
+    gate.commit().await.expect("open the gate");
+    let found = counting.await.expect("count task");
+
+    // Assert: "a" was counted; "b" is to be tried again shortly, and its row is untouched.
+    assert!(
+        matches!(found.get("race-a"), Some(Attempt::Run(_))),
+        "{found:?}"
+    );
+    assert_eq!(found.get("race-b"), Some(&Attempt::NotVisible), "{found:?}");
+    assert_eq!(env.delivery("race-b").await.attempts, 0);
+    assert_eq!(env.status("race-b").await, "queued");
+    env.teardown().await;
+}
