@@ -33,7 +33,15 @@ async fn person_with_a_day(env: &Env, zone: &str, email: &str) -> (i64, i64) {
         .user;
     let txn = tenant::begin(&env.db, OrgId(org.id)).await.expect("tenant");
     let session = uuid::Uuid::new_v4();
-    let started = Utc::now() - chrono::Duration::days(2);
+    // 10:00 UTC two days ago, whatever the time of the run: the test's ticks (21:00 UTC of the
+    // session's Kolkata day, 21:00 and 02:00 UTC of the next day) must be distinct, and an
+    // hour-long session must stay within one day everywhere (a run after 18:30 UTC made the
+    // first two ticks the same one).
+    let started = (Utc::now() - chrono::Duration::days(2))
+        .date_naive()
+        .and_hms_opt(10, 0, 0)
+        .expect("time")
+        .and_utc();
     jobs::attendance::sessions::clock_in(
         &txn,
         OrgId(org.id),
