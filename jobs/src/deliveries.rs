@@ -308,7 +308,7 @@ pub async fn record_attempts(
 /// runnable: it must be tried again, not taken for finished (that lost its job: the row stayed
 /// `queued` with no attempt until the relay's stale sweep).
 fn unmatched_attempt(status: &str) -> Attempt {
-    if RUNNABLE_STATUSES.contains(&status) {
+    if is_runnable(status) {
         Attempt::NotVisible
     } else {
         Attempt::Finished
@@ -317,6 +317,11 @@ fn unmatched_attempt(status: &str) -> Attempt {
 
 /// The statuses the counting `UPDATE` of [`record_attempts`] matches.
 const RUNNABLE_STATUSES: [&str; 3] = ["pending", "queued", "failed"];
+
+/// A delivery in this status still has its job to run (not processed, ignored or dead).
+pub fn is_runnable(status: &str) -> bool {
+    RUNNABLE_STATUSES.contains(&status)
+}
 
 /// A delivery locked for processing by [`lock_many_for_processing`].
 #[derive(Debug, Clone)]

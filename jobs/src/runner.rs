@@ -201,7 +201,7 @@ impl Runner {
                 results.push(Ok(false));
                 continue;
             };
-            if !matches!(delivery.status.as_str(), "pending" | "queued" | "failed") {
+            if !deliveries::is_runnable(&delivery.status) {
                 results.push(Ok(false));
                 continue;
             }

@@ -294,17 +294,10 @@ mod tests {
     #[test]
     fn every_processed_repository_event_has_a_tree_and_the_sql_is_built() {
         let sql = payload_text_sql();
-        for event in [
-            "pull_request",
-            "pull_request_review",
-            "pull_request_review_comment",
-            "issues",
-            "push",
-            "deployment",
-            "deployment_status",
-            "workflow_run",
-            "check_suite",
-        ] {
+        for event in crate::JobKind::PROCESSED_EVENTS
+            .into_iter()
+            .filter(|e| !e.starts_with("installation"))
+        {
             assert!(sql.contains(&format!("WHEN '{event}' THEN")), "{event}");
         }
         assert!(sql.ends_with("ELSE p::text END"));

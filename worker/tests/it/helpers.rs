@@ -27,12 +27,30 @@ pub use jobs::testing::eventually;
 /// A fixture's text: `webhooks/<event>/<file>` (GitHub's examples, kept by the api crate) or
 /// `lifecycle/<file>` (edited copies, this crate).
 pub fn fixture(path: &str) -> String {
+    let file = fixture_path(path);
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("fixture {}: {e}", file.display()))
+}
+
+/// The JSON fixtures in a folder named like [`fixture`]'s paths (`webhooks/<event>`,
+/// `lifecycle`), sorted, as paths for [`fixture`].
+pub fn fixture_files(dir: &str) -> Vec<String> {
+    let folder = fixture_path(dir);
+    let mut files: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap_or_else(|e| panic!("fixture folder {}: {e}", folder.display()))
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .filter(|name| name.ends_with(".json"))
+        .map(|name| format!("{dir}/{name}"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn fixture_path(path: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let file = match path.strip_prefix("webhooks/") {
+    match path.strip_prefix("webhooks/") {
         Some(rest) => root.join("../api/tests/fixtures/webhooks").join(rest),
         None => root.join("tests/fixtures").join(path),
-    };
-    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("fixture {}: {e}", file.display()))
+    }
 }
 
 pub fn fixture_json(path: &str) -> serde_json::Value {

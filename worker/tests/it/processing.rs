@@ -5,24 +5,17 @@ use entities::{commit, deployment, organization, pull_request, repository, revie
 use jobs::{JobKind, runner::Outcome};
 use sea_orm::{EntityTrait, QueryOrder};
 
-use crate::helpers::{Env, fixture, fixture_json};
+use crate::helpers::{Env, fixture, fixture_files, fixture_json};
 
 #[tokio::test]
 async fn every_example_payload_of_a_processed_event_applies() {
     let env = Env::new().await;
-    let root =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/tests/fixtures/webhooks");
     let mut applied = 0;
     for event in JobKind::PROCESSED_EVENTS {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(event))
-            .expect("fixture folder")
-            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
-            .collect();
-        files.sort();
-        for file in files {
+        for path in fixture_files(&format!("webhooks/{event}")) {
+            let file = path.rsplit('/').next().unwrap_or(&path);
             let id = format!("{event}-{file}");
-            env.apply(&id, event, &fixture(&format!("webhooks/{event}/{file}")))
-                .await;
+            env.apply(&id, event, &fixture(&path)).await;
             assert_eq!(env.status(&id).await, "processed", "{id}");
             applied += 1;
         }
@@ -403,32 +396,19 @@ async fn the_projected_payload_parses_to_the_same_records_as_the_whole_one() {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
     let env = Env::new().await;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cases: Vec<(String, String)> = Vec::new();
     for event in JobKind::PROCESSED_EVENTS {
-        let dir = root.join("../api/tests/fixtures/webhooks").join(event);
-        for entry in std::fs::read_dir(dir).expect("fixture folder") {
-            let name = entry
-                .expect("entry")
-                .file_name()
-                .into_string()
-                .expect("utf-8");
-            cases.push((event.to_owned(), format!("webhooks/{event}/{name}")));
+        for path in fixture_files(&format!("webhooks/{event}")) {
+            cases.push((event.to_owned(), path));
         }
     }
-    for entry in std::fs::read_dir(root.join("tests/fixtures/lifecycle")).expect("lifecycle") {
-        let name = entry
-            .expect("entry")
-            .file_name()
-            .into_string()
-            .expect("utf-8");
-        let event = match name.as_str() {
-            n if !n.ends_with(".json") => continue,
-            n if n.contains("review_submitted") => "pull_request_review",
-            n if n.contains("push") => "push",
+    for path in fixture_files("lifecycle") {
+        let event = match path.as_str() {
+            p if p.contains("review_submitted") => "pull_request_review",
+            p if p.contains("push") => "push",
             _ => "pull_request",
         };
-        cases.push((event.to_owned(), format!("lifecycle/{name}")));
+        cases.push((event.to_owned(), path));
     }
     // Malformed shapes must still be refused after the projection.
     let malformed = [
