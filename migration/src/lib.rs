@@ -2,6 +2,25 @@
 
 pub use sea_orm_migration::prelude::*;
 
+/// Implements `MigrationTrait` for a module's `Migration` as its `UP` script, undone by its
+/// `DOWN` script.
+macro_rules! sql_migration {
+    () => {
+        #[async_trait::async_trait]
+        impl MigrationTrait for Migration {
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                manager.get_connection().execute_unprepared(UP).await?;
+                Ok(())
+            }
+
+            async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                manager.get_connection().execute_unprepared(DOWN).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
 mod m20261121_000001_webhook_deliveries;
 mod m20261122_000001_domain_model;
 mod m20261123_000001_people;
@@ -11,6 +30,7 @@ mod m20261125_000001_open_span_index;
 mod m20261202_000001_sync;
 mod m20261203_000001_read_cache;
 mod m20261203_000002_person_cache;
+mod m20261204_000001_open_span_covering;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -29,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_sync::Migration),
             Box::new(m20261203_000001_read_cache::Migration),
             Box::new(m20261203_000002_person_cache::Migration),
+            Box::new(m20261204_000001_open_span_covering::Migration),
         ]
     }
 }

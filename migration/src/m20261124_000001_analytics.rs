@@ -294,15 +294,4 @@ ALTER TABLE organizations DROP CONSTRAINT organizations_analytics_settings_check
     DROP COLUMN analytics_settings, DROP COLUMN notification_url, DROP COLUMN notification_secret;
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+sql_migration!();

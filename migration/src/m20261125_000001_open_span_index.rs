@@ -18,15 +18,4 @@ CREATE INDEX pull_requests_updated_idx ON pull_requests (organization_id, update
 
 const DOWN: &str = "DROP INDEX pr_metrics_open_span_idx, pull_requests_updated_idx;";
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+sql_migration!();

@@ -742,13 +742,15 @@ async fn daily_metrics(
 const OPEN_SPAN: &str = "tstzrange(m.created_at, CASE WHEN COALESCE(m.merged_at, m.closed_at) \
     < m.created_at THEN m.created_at ELSE COALESCE(m.merged_at, m.closed_at) END, '[]')";
 
-/// SQL for the Monday of the ISO week of a date expression.
-fn monday_of(date: &str) -> String {
-    format!("(({date}) - (EXTRACT(ISODOW FROM ({date}))::int - 1))")
-}
-
 /// `reliability_scores` of the ISO weeks starting on `weeks` (Mondays), for the organization
 /// and each team.
+///
+/// Each component is counted per week and author login first, then summed into the
+/// organization and each team: at a week's end tens of thousands of pull requests can be open
+/// (WIP hygiene reads every one), and a login stands for all of its pull requests in the
+/// fan-out to teams. The open ones come from an index-only scan of `pr_metrics_open_span_idx`
+/// (it carries the columns read here); activity by others (updates, reviews, comments) is the
+/// small set of pull requests touched in the idle window.
 async fn reliability_scores(
     txn: &DatabaseTransaction,
     org: &Org,
@@ -761,34 +763,64 @@ async fn reliability_scores(
     let sql = format!(
         "WITH wk AS ( \
             SELECT week, week + 6 AS last_day, \
-                LEAST((week + 7)::timestamp AT TIME ZONE $2, now()) AS week_end \
+                LEAST((week + 7)::timestamp AT TIME ZONE $2, now()) AS week_end, \
+                LEAST((week + 7)::timestamp AT TIME ZONE $2, now()) \
+                    - make_interval(days => $6) AS idle_from \
             FROM unnest($3::date[]) week), \
          teams AS ({TEAM_LOGINS}), \
          scopes AS (SELECT 'org'::text AS scope, 'org'::text AS key UNION ALL \
             SELECT DISTINCT 'team', key FROM teams), \
-         span AS (SELECT min(week) AS lo, max(week) AS hi_week, max(last_day) AS hi, \
-            min(week_end) AS lo_end, max(week_end) AS hi_end FROM wk), \
-         base AS MATERIALIZED ( \
-            SELECT m.* FROM pr_metrics m, span WHERE m.org_id = $1 AND NOT m.author_is_bot \
-              AND (m.merged_day BETWEEN span.lo AND span.hi \
-                OR m.first_review_day BETWEEN span.lo AND span.hi \
-                OR m.deployed_day BETWEEN span.lo AND span.hi \
-                OR {open_span} && tstzrange(span.lo_end, span.hi_end, '[]'))), \
-         pr_scope AS ( \
-            SELECT b.pull_request_id, 'org'::text AS scope, 'org'::text AS key FROM base b \
+         span AS (SELECT min(week) AS lo, max(last_day) AS hi FROM wk), \
+         touched AS ( \
+            SELECT DISTINCT wk.week, a.id FROM wk CROSS JOIN LATERAL ( \
+                SELECT pr.github_id AS id FROM pull_requests pr \
+                WHERE pr.organization_id = $1 AND pr.updated_at >= wk.idle_from \
+                  AND pr.updated_at < wk.week_end \
+                UNION ALL \
+                SELECT r.pull_request_id FROM reviews r \
+                WHERE r.organization_id = $1 AND r.submitted_at >= wk.idle_from \
+                  AND r.submitted_at < wk.week_end \
+                UNION ALL \
+                SELECT c.pull_request_id FROM review_comments c \
+                WHERE c.organization_id = $1 AND c.created_at >= wk.idle_from \
+                  AND c.created_at < wk.week_end) a), \
+         per_login AS ( \
+            SELECT week, login, sum(merged) AS merged, sum(on_target) AS on_target, \
+                sum(reviewed) AS reviewed, sum(in_sla) AS in_sla, sum(open) AS open, \
+                sum(idle) AS idle \
+            FROM ( \
+                SELECT wk.week, lower(m.author_login) COLLATE \"C\" AS login, 1 AS merged, \
+                    CASE WHEN m.cycle_s <= $4 THEN 1 ELSE 0 END AS on_target, 0 AS reviewed, \
+                    0 AS in_sla, 0 AS open, 0 AS idle \
+                FROM wk JOIN pr_metrics m ON m.org_id = $1 \
+                    AND m.merged_day BETWEEN wk.week AND wk.last_day \
+                WHERE NOT m.author_is_bot \
+                UNION ALL \
+                SELECT wk.week, lower(m.author_login) COLLATE \"C\", 0, 0, \
+                    CASE WHEN m.pickup_s IS NOT NULL THEN 1 ELSE 0 END, \
+                    CASE WHEN m.pickup_s <= $5 THEN 1 ELSE 0 END, 0, 0 \
+                FROM wk JOIN pr_metrics m ON m.org_id = $1 \
+                    AND m.first_review_day BETWEEN wk.week AND wk.last_day \
+                WHERE NOT m.author_is_bot \
+                UNION ALL \
+                SELECT wk.week, lower(m.author_login) COLLATE \"C\", 0, 0, 0, 0, 1, \
+                    CASE WHEN t.id IS NULL AND NOT (m.created_at >= wk.idle_from \
+                        OR COALESCE(m.ready_at >= wk.idle_from AND m.ready_at < wk.week_end, \
+                            false)) THEN 1 ELSE 0 END \
+                FROM wk JOIN pr_metrics m ON {open_span} @> wk.week_end \
+                LEFT JOIN touched t ON t.week = wk.week AND t.id = m.pull_request_id \
+                WHERE m.org_id = $1 AND NOT m.author_is_bot AND m.created_at < wk.week_end \
+                  AND COALESCE(m.merged_at, m.closed_at, 'infinity') >= wk.week_end) x \
+            GROUP BY week, login), \
+         rolled AS ( \
+            SELECT week, 'org'::text AS scope, 'org'::text AS key, sum(merged) AS merged, \
+                sum(on_target) AS on_target, sum(reviewed) AS reviewed, sum(in_sla) AS in_sla, \
+                sum(open) AS open, sum(idle) AS idle \
+            FROM per_login GROUP BY week \
             UNION ALL \
-            SELECT b.pull_request_id, 'team', t.key FROM base b \
-            JOIN teams t ON t.login = lower(b.author_login)), \
-         flow AS ( \
-            SELECT wk.week, s.scope, s.key, count(*) AS merged, \
-                count(*) FILTER (WHERE b.cycle_s <= $4) AS on_target \
-            FROM base b JOIN wk ON wk.week = {merged_week} \
-            JOIN pr_scope s USING (pull_request_id) GROUP BY 1, 2, 3), \
-         pickup AS ( \
-            SELECT wk.week, s.scope, s.key, count(b.pickup_s) AS reviewed, \
-                count(*) FILTER (WHERE b.pickup_s <= $5) AS in_sla \
-            FROM base b JOIN wk ON wk.week = {review_week} \
-            JOIN pr_scope s USING (pull_request_id) GROUP BY 1, 2, 3), \
+            SELECT p.week, 'team', t.key, sum(p.merged), sum(p.on_target), sum(p.reviewed), \
+                sum(p.in_sla), sum(p.open), sum(p.idle) \
+            FROM per_login p JOIN teams t ON t.login = p.login GROUP BY p.week, t.key), \
          stab AS ( \
             SELECT wk.week, 'org'::text AS scope, 'org'::text AS key, count(*) AS n, \
                 count(*) FILTER (WHERE o.change_failed) AS failed \
@@ -799,60 +831,26 @@ async fn reliability_scores(
             SELECT wk.week, 'team', t.key, count(*), count(*) FILTER (WHERE o.change_failed) \
             FROM wk JOIN deployment_outcomes o ON o.org_id = $1 AND o.outcome = 'success' \
                 AND o.day BETWEEN wk.week AND wk.last_day \
-            JOIN (SELECT DISTINCT s.key, b.deployment_id FROM base b \
-                  JOIN pr_scope s USING (pull_request_id) \
-                  WHERE s.scope = 'team' AND b.deployment_id IS NOT NULL) t \
+            JOIN (SELECT DISTINCT t.key, m.deployment_id FROM span \
+                  JOIN pr_metrics m ON m.org_id = $1 \
+                      AND m.deployed_day BETWEEN span.lo AND span.hi \
+                  JOIN teams t ON t.login = lower(m.author_login) \
+                  WHERE NOT m.author_is_bot AND m.deployment_id IS NOT NULL) t \
                 ON t.deployment_id = o.deployment_id \
             GROUP BY 1, 2, 3), \
-         open_pr AS MATERIALIZED ( \
-            SELECT wk.week, b.pull_request_id FROM base b CROSS JOIN span \
-            CROSS JOIN LATERAL generate_series(GREATEST({created_week}, span.lo) - span.lo, \
-                LEAST({ended_week}, span.hi_week) - span.lo, 7) g (off) \
-            JOIN wk ON wk.week = span.lo + g.off \
-            WHERE b.created_at < wk.week_end \
-              AND COALESCE(b.merged_at, b.closed_at, 'infinity') >= wk.week_end), \
-         acts AS ( \
-            SELECT b.pull_request_id AS id, t FROM base b, \
-            LATERAL (VALUES (b.created_at), (b.ready_at)) v (t) WHERE t IS NOT NULL \
-            UNION ALL \
-            SELECT pr.github_id, pr.updated_at FROM pull_requests pr, span \
-            WHERE pr.organization_id = $1 AND pr.updated_at >= {since} \
-              AND pr.updated_at < span.hi_end \
-            UNION ALL \
-            SELECT r.pull_request_id, r.submitted_at FROM reviews r, span \
-            WHERE r.organization_id = $1 AND r.submitted_at >= {since} \
-              AND r.submitted_at < span.hi_end \
-            UNION ALL \
-            SELECT c.pull_request_id, c.created_at FROM review_comments c, span \
-            WHERE c.organization_id = $1 AND c.created_at >= {since} \
-              AND c.created_at < span.hi_end), \
-         active AS ( \
-            SELECT DISTINCT wk.week, a.id AS pull_request_id FROM acts a CROSS JOIN span \
-            CROSS JOIN LATERAL generate_series({act_week} - span.lo, \
-                {act_last_week} - span.lo, 7) g (off) \
-            JOIN wk ON wk.week = span.lo + g.off \
-            WHERE a.t < wk.week_end AND a.t >= wk.week_end - make_interval(days => $6) \
-              AND a.id IN (SELECT pull_request_id FROM open_pr)), \
-         wip AS ( \
-            SELECT o.week, s.scope, s.key, count(*) AS open, \
-                count(*) FILTER (WHERE a.pull_request_id IS NULL) AS idle \
-            FROM open_pr o LEFT JOIN active a USING (week, pull_request_id) \
-            JOIN pr_scope s USING (pull_request_id) GROUP BY 1, 2, 3), \
          parts AS ( \
             SELECT wk.week, sc.scope, sc.key, \
-                COALESCE(f.merged, 0) AS merged, COALESCE(f.on_target, 0) AS on_target, \
-                COALESCE(k.reviewed, 0) AS reviewed, COALESCE(k.in_sla, 0) AS in_sla, \
+                COALESCE(r.merged, 0) AS merged, COALESCE(r.on_target, 0) AS on_target, \
+                COALESCE(r.reviewed, 0) AS reviewed, COALESCE(r.in_sla, 0) AS in_sla, \
                 COALESCE(d.n, 0) AS deployments, COALESCE(d.failed, 0) AS failed, \
-                COALESCE(i.open, 0) AS open, COALESCE(i.idle, 0) AS idle, \
-                f.on_target::float8 / NULLIF(f.merged, 0) AS flow, \
-                k.in_sla::float8 / NULLIF(k.reviewed, 0) AS review, \
+                COALESCE(r.open, 0) AS open, COALESCE(r.idle, 0) AS idle, \
+                r.on_target::float8 / NULLIF(r.merged, 0) AS flow, \
+                r.in_sla::float8 / NULLIF(r.reviewed, 0) AS review, \
                 1 - d.failed::float8 / NULLIF(d.n, 0) AS stability, \
-                1 - i.idle::float8 / NULLIF(i.open, 0) AS wip \
+                1 - r.idle::float8 / NULLIF(r.open, 0) AS wip \
             FROM wk CROSS JOIN scopes sc \
-            LEFT JOIN flow f ON f.week = wk.week AND f.scope = sc.scope AND f.key = sc.key \
-            LEFT JOIN pickup k ON k.week = wk.week AND k.scope = sc.scope AND k.key = sc.key \
-            LEFT JOIN stab d ON d.week = wk.week AND d.scope = sc.scope AND d.key = sc.key \
-            LEFT JOIN wip i ON i.week = wk.week AND i.scope = sc.scope AND i.key = sc.key) \
+            LEFT JOIN rolled r ON r.week = wk.week AND r.scope = sc.scope AND r.key = sc.key \
+            LEFT JOIN stab d ON d.week = wk.week AND d.scope = sc.scope AND d.key = sc.key) \
          INSERT INTO reliability_scores (org_id, scope, scope_key, week, iso_week, score, \
             flow_predictability, review_responsiveness, change_stability, wip_hygiene, prs_merged, \
             prs_merged_on_target, prs_first_reviewed, prs_picked_up_in_sla, deployments, \
@@ -868,13 +866,6 @@ async fn reliability_scores(
             failed, open, idle, $7::jsonb \
          FROM parts",
         open_span = OPEN_SPAN,
-        since = "span.lo_end - make_interval(days => $6)",
-        merged_week = monday_of("b.merged_day"),
-        review_week = monday_of("b.first_review_day"),
-        created_week = monday_of("b.created_day"),
-        ended_week = monday_of("COALESCE(b.merged_day, b.closed_day, span.hi_week)"),
-        act_week = monday_of("(a.t AT TIME ZONE $2)::date"),
-        act_last_week = monday_of("((a.t + make_interval(days => $6 + 1)) AT TIME ZONE $2)::date"),
         wf = w.flow_predictability,
         wr = w.review_responsiveness,
         ws = w.change_stability,

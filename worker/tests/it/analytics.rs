@@ -382,6 +382,21 @@ async fn org_id(env: &Env) -> i64 {
     .await
 }
 
+/// `worker recompute` of the organization's days `from`..=`to`, which must succeed; its output.
+fn recompute(env: &Env, org: i64, from: &str, to: &str) -> String {
+    let (code, stdout, stderr) = env.worker_command(&[
+        "recompute",
+        "--org",
+        &org.to_string(),
+        "--from",
+        from,
+        "--to",
+        to,
+    ]);
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    stdout
+}
+
 /// One row of a table as JSON (NULLs included), for comparing and asserting.
 async fn row(env: &Env, sql: &str, values: Vec<Value>) -> serde_json::Value {
     let rows = env
@@ -637,16 +652,7 @@ async fn hand_computed_metrics_from_incremental_runs_match_a_full_recompute() {
     // Assert: the hand-computed numbers; and a full recompute changes nothing.
     assert_hand_computed(&env, org).await;
     let incremental = snapshot(&env, org).await;
-    let (code, stdout, stderr) = env.worker_command(&[
-        "recompute",
-        "--org",
-        &org.to_string(),
-        "--from",
-        "2026-02-20",
-        "--to",
-        "2026-04-10",
-    ]);
-    assert_eq!(code, 0, "{stdout} {stderr}");
+    let stdout = recompute(&env, org, "2026-02-20", "2026-04-10");
     assert!(
         stdout.contains("recomputed 2026-02-20 to 2026-04-10"),
         "{stdout}"
@@ -1076,16 +1082,7 @@ async fn rolling_dora_medians_equal_percentile_cont_over_each_window() {
         .await;
 
     // Act
-    let (code, stdout, stderr) = env.worker_command(&[
-        "recompute",
-        "--org",
-        &org.to_string(),
-        "--from",
-        "2026-03-01",
-        "--to",
-        "2026-05-10",
-    ]);
-    assert_eq!(code, 0, "{stdout} {stderr}");
+    recompute(&env, org, "2026-03-01", "2026-05-10");
 
     // Assert: every window's medians and counts, recomputed here by sorting in SQL.
     let oracle = "FROM dora_metrics d WHERE d.org_id = $1";
@@ -1189,5 +1186,83 @@ async fn dirty_days_wait_to_settle_then_are_recomputed_together() {
     assert_eq!(org, org_id(&env).await);
     assert!(report.days >= 1);
     assert_eq!(marks(&env).await, 0);
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn wip_hygiene_counts_the_pull_requests_open_at_week_end_and_those_idle_for_a_week() {
+    // Arrange: week of Monday 2026-03-09 (UTC), its end 03-16 00:00, idle window 03-09..03-16.
+    // Alice (team Core) and Bob (no team) each have open pull requests; one of each kind of
+    // activity, and activity just outside the window.
+    let env = Env::new().await;
+    env.db
+        .execute_unprepared(
+            "INSERT INTO organizations (name, time_zone, github_login) VALUES ('Acme', 'UTC', 'acme'); \
+             INSERT INTO repositories (github_id, organization_id, name, full_name, default_branch) \
+             SELECT 100, id, 'api', 'acme/api', 'main' FROM organizations; \
+             INSERT INTO github_users (organization_id, github_id, login, user_type, is_bot) \
+             SELECT id, u.gid, u.login, u.kind, u.kind = 'Bot' FROM organizations, (VALUES \
+                (1, 'alice', 'User'), (2, 'bob', 'User'), (3, 'dependabot[bot]', 'Bot')) \
+                u (gid, login, kind); \
+             INSERT INTO pull_requests (github_id, organization_id, repository_id, number, \
+                author_id, title, state, draft, created_at, ready_for_review_at, closed_at, \
+                head_sha, head_ref, base_ref, updated_at) \
+             SELECT p.id, o.id, 100, p.id, p.author, 'PR', p.state, p.draft, p.created::timestamptz, \
+                p.ready::timestamptz, p.closed::timestamptz, 'h', 'b' || p.id, 'main', \
+                p.updated::timestamptz \
+             FROM organizations o, (VALUES \
+                (1, 1, 'open', false, '2026-03-01', NULL, NULL, '2026-03-02'), \
+                (2, 1, 'open', false, '2026-03-01', NULL, NULL, '2026-03-02'), \
+                (3, 1, 'open', false, '2026-03-01', NULL, NULL, '2026-03-02'), \
+                (4, 1, 'open', true, '2026-03-01', '2026-03-11', NULL, '2026-03-02'), \
+                (5, 1, 'open', false, '2026-03-01', NULL, NULL, '2026-03-13'), \
+                (6, 1, 'open', false, '2026-03-14', NULL, NULL, '2026-03-14'), \
+                (7, 1, 'closed', false, '2026-03-01', NULL, '2026-03-20', '2026-03-20'), \
+                (8, 1, 'open', false, '2026-03-01', NULL, NULL, '2026-03-02'), \
+                (9, 1, 'closed', false, '2026-03-01', NULL, '2026-03-05', '2026-03-05'), \
+                (10, 3, 'open', false, '2026-03-01', NULL, NULL, '2026-03-02'), \
+                (11, 2, 'open', false, '2026-03-01', NULL, NULL, '2026-03-02'), \
+                (12, 1, 'open', false, '2026-03-01', NULL, NULL, '2026-03-02') \
+             ) p (id, author, state, draft, created, ready, closed, updated); \
+             INSERT INTO reviews (github_id, organization_id, repository_id, pull_request_id, \
+                reviewer_id, state, submitted_at) \
+             SELECT r.id, o.id, 100, r.pr, 2, 'commented', r.at::timestamptz \
+             FROM organizations o, (VALUES (1, 2, '2026-03-10'), (2, 8, '2026-03-16 00:00'), \
+                (3, 12, '2026-03-08 23:59')) r (id, pr, at); \
+             INSERT INTO review_comments (github_id, organization_id, repository_id, \
+                pull_request_id, author_id, created_at) \
+             SELECT 1, id, 100, 3, 2, '2026-03-12' FROM organizations",
+        )
+        .await
+        .expect("history");
+    let org = org_id(&env).await;
+    make_team(&env, org).await;
+
+    // Act
+    recompute(&env, org, "2026-03-01", "2026-03-20");
+
+    // Assert. Open at week end: 1–8, 11, 12 (9 closed before, 10 is a bot's). Active in the
+    // window: 2 (review), 3 (review comment), 4 (ready for review), 5 (updated), 6 (created).
+    // Idle: 1, 7 (closed only after the week), 8 (reviewed at the window's end, not in it),
+    // 11 (Bob's), 12 (reviewed a minute before the window).
+    let wip = |scope: &'static str| {
+        let env = &env;
+        async move {
+            row(
+                env,
+                "SELECT open_prs, idle_open_prs, wip_hygiene FROM reliability_scores \
+                 WHERE org_id = $1 AND scope = $2 AND week = $3",
+                vec![org.into(), scope.into(), day("2026-03-09").into()],
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        wip("org").await,
+        serde_json::json!({"open_prs": 10, "idle_open_prs": 5, "wip_hygiene": 0.5})
+    );
+    let team = wip("team").await;
+    assert_eq!(team["open_prs"], 9, "{team}");
+    assert_eq!(team["idle_open_prs"], 4, "{team}");
     env.teardown().await;
 }
