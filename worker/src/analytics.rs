@@ -157,7 +157,7 @@ pub async fn recompute_command(
         writeln!(
             out,
             "recomputed {from} to {to} of organization {} in {seconds:.1} s: {} pull requests changed, \
-             {} production deployments, {} daily rows, {} DORA rows, {} scores",
+             {} deployment outcomes changed, {} daily rows, {} DORA rows, {} scores",
             org.id,
             report.pull_requests,
             report.deployments,

@@ -1,8 +1,9 @@
 //! The recompute: for one organization and a set of local days, in one transaction,
 //! 1. `pr_metrics` of the pull requests created, first reviewed, merged or closed on those days
 //!    (with the first successful production deployment that contains each);
-//! 2. `deployment_outcomes` of the whole organization (a revert or incident today can make a
-//!    deployment of yesterday failed; the days whose outcomes changed join the run);
+//! 2. `deployment_outcomes` of the deployments those days can reach (a revert or incident today
+//!    can make a deployment of yesterday failed, and a failure moves the recovery time of the
+//!    failures before it; the days whose outcomes changed join the run);
 //! 3. `daily_metrics` of the days; 4. `dora_metrics` of every window that includes one of them;
 //! 5. `reliability_scores` of their ISO weeks.
 //!
@@ -12,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use serde::Serialize;
 
@@ -25,6 +26,7 @@ pub struct Report {
     pub days: usize,
     /// Pull requests whose `pr_metrics` row was written (new or changed).
     pub pull_requests: u64,
+    /// Deployments whose `deployment_outcomes` row was written (new or changed).
     pub deployments: u64,
     /// `daily_metrics` rows written (new or changed).
     pub daily_rows: u64,
@@ -36,7 +38,7 @@ impl std::ops::AddAssign for Report {
     fn add_assign(&mut self, other: Self) {
         self.days += other.days;
         self.pull_requests += other.pull_requests;
-        self.deployments = self.deployments.max(other.deployments);
+        self.deployments += other.deployments;
         self.daily_rows += other.daily_rows;
         self.dora_rows += other.dora_rows;
         self.score_rows += other.score_rows;
@@ -136,7 +138,6 @@ pub async fn recompute_in(
         [org.id.into()],
     ))
     .await?;
-    production_deployments(txn, org).await?;
     let mut changed: BTreeSet<NaiveDate> = BTreeSet::new();
     for chunk in days.chunks(CHUNK) {
         let (n, lead_days) =
@@ -146,7 +147,12 @@ pub async fn recompute_in(
         step("pull requests", &mut steps);
     }
     analyze_if_large(txn, "pr_metrics", report.pull_requests).await?;
-    let (deployments, outcome_days) = refresh_outcomes(txn, org).await?;
+    let reach = days.iter().chain(&changed);
+    let (first, last) = (reach.clone().min(), reach.max());
+    let (deployments, outcome_days) = match (first, last) {
+        (Some(first), Some(last)) => refresh_outcomes(txn, org, *first, *last).await?,
+        _ => (0, Vec::new()),
+    };
     report.deployments = deployments;
     step("deployments", &mut steps);
     let daily_days = sorted(days.iter().copied().chain(outcome_days), today);
@@ -248,24 +254,72 @@ pub fn monday(day: NaiveDate) -> NaiveDate {
     day - Duration::days(i64::from(day.weekday().num_days_from_monday()))
 }
 
-/// `prod`: the organization's finished production deployments (latest status success, failure
-/// or error), with the place of the deployed commit in the default branch's history when known.
-/// That place is looked up per deployment (an index probe each): a join would read every
-/// default-branch commit of the organization, which outnumber deployments by far.
-async fn production_deployments(txn: &DatabaseTransaction, org: &Org) -> Result<(), DbErr> {
+/// Where a deployment counts as production: `production_environment`, or an environment
+/// matching the organization's pattern (the parameter `$n`).
+fn production(d: &str, n: u8) -> String {
+    format!("({d}.production_environment IS TRUE OR {d}.environment ~* ${n})")
+}
+
+/// `reach` and `prod`: the finished production deployments (latest status success, failure or
+/// error) whose outcome a change between `lo` and `hi` can move, and those after them that
+/// their outcome reads, with the place of the deployed commit in the default branch's history
+/// when known.
+///
+/// Per repository and environment, from stored outcomes (those outside the range cannot have
+/// changed, see `refresh_outcomes`): from the last successful deployment that did not fail
+/// before `lo` (the failures before it recovered by it at the latest, and nothing depends on
+/// earlier deployments) to the second such deployment from `hi` on (the first one's own
+/// outcome reads its successor). A place never seen before counts from the beginning.
+///
+/// The commit's place is looked up per deployment (an index probe each): a join would read
+/// every default-branch commit of the organization, which outnumber deployments by far.
+async fn production_deployments(
+    txn: &DatabaseTransaction,
+    org: &Org,
+    lo: DateTime<Utc>,
+    hi: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let stored_success = |cmp: &str| {
+        format!(
+            "FROM deployment_outcomes o WHERE o.org_id = $1 \
+               AND o.repository_id = p.repository_id AND o.environment = p.environment \
+               AND o.outcome = 'success' AND NOT o.change_failed AND o.finished_at {cmp}"
+        )
+    };
     txn.execute_raw(stmt(
-        "CREATE TEMP TABLE prod ON COMMIT DROP AS \
-         SELECT d.github_id AS deployment_id, d.repository_id, r.full_name AS repository, \
-            d.environment, d.sha, d.latest_state AS outcome, d.latest_status_at AS finished_at, \
-            c.default_branch_pushed_at AS key_at, c.push_position AS key_pos \
-         FROM deployments d JOIN repositories r ON r.github_id = d.repository_id \
-         LEFT JOIN LATERAL ( \
-            SELECT c.default_branch_pushed_at, c.push_position FROM commits c \
-            WHERE c.repository_id = d.repository_id AND c.sha = d.sha AND c.on_default_branch \
-            LIMIT 1) c ON true \
-         WHERE d.organization_id = $1 AND d.latest_state IN ('success', 'failure', 'error') \
-           AND d.latest_status_at IS NOT NULL \
-           AND (d.production_environment IS TRUE OR d.environment ~* $2)",
+        &format!(
+            "CREATE TEMP TABLE reach ON COMMIT DROP AS \
+             WITH p AS (SELECT DISTINCT repository_id, environment FROM deployment_outcomes \
+                WHERE org_id = $1) \
+             SELECT p.repository_id, p.environment, \
+                COALESCE((SELECT max(o.finished_at) {before}), '-infinity') AS lo, \
+                COALESCE((SELECT o.finished_at {after} ORDER BY o.finished_at \
+                    OFFSET 1 LIMIT 1), 'infinity') AS ub \
+             FROM p",
+            before = stored_success("< $2"),
+            after = stored_success(">= $3"),
+        ),
+        [org.id.into(), lo.into(), hi.into()],
+    ))
+    .await?;
+    txn.execute_raw(stmt(
+        &format!(
+            "CREATE TEMP TABLE prod ON COMMIT DROP AS \
+             SELECT d.github_id AS deployment_id, d.repository_id, r.full_name AS repository, \
+                d.environment, d.sha, d.latest_state AS outcome, d.latest_status_at AS finished_at, \
+                c.default_branch_pushed_at AS key_at, c.push_position AS key_pos \
+             FROM deployments d JOIN repositories r ON r.github_id = d.repository_id \
+             LEFT JOIN reach b ON b.repository_id = d.repository_id \
+                AND b.environment = d.environment \
+             LEFT JOIN LATERAL ( \
+                SELECT c.default_branch_pushed_at, c.push_position FROM commits c \
+                WHERE c.repository_id = d.repository_id AND c.sha = d.sha AND c.on_default_branch \
+                LIMIT 1) c ON true \
+             WHERE d.organization_id = $1 AND d.latest_state IN ('success', 'failure', 'error') \
+               AND d.latest_status_at >= COALESCE(b.lo, '-infinity') \
+               AND d.latest_status_at <= COALESCE(b.ub, 'infinity') AND {production}",
+            production = production("d", 2),
+        ),
         [
             org.id.into(),
             org.settings.production_environment_pattern.clone().into(),
@@ -273,7 +327,7 @@ async fn production_deployments(txn: &DatabaseTransaction, org: &Org) -> Result<
     ))
     .await?;
     // A coarse sample is enough for the planner here; the default one (30,000 rows) is nearly
-    // the whole table: 70 ms of an incremental run at 35,000 deployments, 7 ms at this target.
+    // the whole table.
     txn.execute_unprepared(
         "CREATE INDEX ON prod (repository_id, finished_at) WHERE outcome = 'success'; \
          SET LOCAL default_statistics_target = 10; ANALYZE prod; \
@@ -352,12 +406,17 @@ async fn refresh_pr_metrics(
          new AS ( \
             SELECT s.*, l.deployment_id, l.finished_at AS deployed_at FROM src s \
             LEFT JOIN LATERAL ( \
-                SELECT d.deployment_id, d.finished_at FROM prod d \
-                WHERE d.outcome = 'success' AND d.repository_id = s.repository_id \
-                  AND d.finished_at >= s.merged_at \
-                  AND (s.mc_at IS NULL OR d.key_at IS NULL \
-                       OR (d.key_at, d.key_pos) >= (s.mc_at, s.mc_pos)) \
-                ORDER BY d.finished_at, d.deployment_id LIMIT 1) l ON s.merged_at IS NOT NULL), \
+                SELECT d.github_id AS deployment_id, d.latest_status_at AS finished_at \
+                FROM deployments d LEFT JOIN LATERAL ( \
+                    SELECT c.default_branch_pushed_at AS key_at, c.push_position AS key_pos \
+                    FROM commits c WHERE c.repository_id = d.repository_id AND c.sha = d.sha \
+                      AND c.on_default_branch LIMIT 1) k ON true \
+                WHERE d.repository_id = s.repository_id AND d.latest_state = 'success' \
+                  AND d.latest_status_at >= s.merged_at AND d.organization_id = $1 \
+                  AND {production} \
+                  AND (s.mc_at IS NULL OR k.key_at IS NULL \
+                       OR (k.key_at, k.key_pos) >= (s.mc_at, s.mc_pos)) \
+                ORDER BY d.latest_status_at, d.github_id LIMIT 1) l ON s.merged_at IS NOT NULL), \
          old AS ( \
             SELECT m.pull_request_id, m.deployed_day, m.lead_s FROM pr_metrics m \
             JOIN ids ON ids.github_id = m.pull_request_id), \
@@ -418,6 +477,7 @@ async fn refresh_pr_metrics(
         clday = day("n.closed_at"),
         rday = day("n.first_review_at"),
         dday = day("n.deployed_at"),
+        production = production("d", 6),
     );
     let row = txn
         .query_one_raw(stmt(
@@ -428,6 +488,7 @@ async fn refresh_pr_metrics(
                 days.to_vec().into(),
                 first.into(),
                 last.into(),
+                org.settings.production_environment_pattern.clone().into(),
             ],
         ))
         .await?
@@ -437,14 +498,39 @@ async fn refresh_pr_metrics(
     Ok((u64::try_from(n).unwrap_or(0), changed))
 }
 
-/// Recomputes `deployment_outcomes` of the organization. Returns how many successful
-/// production deployments it has, and the days whose outcomes changed.
+/// Recomputes the `deployment_outcomes` that changes on the days `first` to `last` can move.
+/// Returns how many rows it wrote (new or changed), and the days whose outcomes changed.
+///
+/// What an outcome reads lies at or after its deployment's finish: its successor, the reverts
+/// and incidents of its window, and (recovery) the next success that did not fail. So a change
+/// at time t can move the outcomes of deployments that finished from t − window on (their window
+/// reaches t), and the recovery times of the failures just before those; nothing after the
+/// last changed day. Every change to those inputs marks the days it touches
+/// (`super::dirty`: a deployment's days, a revert's and an incident's, the deployments of a
+/// pushed commit; the run adds the days of deployments whose shipped pull requests changed).
 async fn refresh_outcomes(
     txn: &DatabaseTransaction,
     org: &Org,
+    first: NaiveDate,
+    last: NaiveDate,
 ) -> Result<(u64, Vec<NaiveDate>), DbErr> {
     let s = &org.settings;
     let window_hours = i32::try_from(s.change_failure_window_hours).unwrap_or(i32::MAX);
+    let range = txn
+        .query_one_raw(stmt(
+            "SELECT $1::date::timestamp AT TIME ZONE $3 - make_interval(hours => $4) AS lo, \
+                ($2::date + 1)::timestamp AT TIME ZONE $3 AS hi",
+            [
+                first.into(),
+                last.into(),
+                org.time_zone.clone().into(),
+                window_hours.into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("outcome range returned no row".to_owned()))?;
+    let hi: DateTime<Utc> = range.try_get("", "hi")?;
+    production_deployments(txn, org, range.try_get("", "lo")?, hi).await?;
     // Reverts and incidents are few: each is matched to the deployments whose window it falls
     // in (a join), rather than every deployment probing for them. An incident's candidates come
     // from `prod`'s index: a window ends at most `change_failure_window_hours` after its
@@ -541,15 +627,37 @@ async fn refresh_outcomes(
         [org.id.into(), org.time_zone.clone().into()],
     ))
     .await?;
+    // Rows after `hi` were only context: theirs cannot have changed.
+    txn.execute_raw(stmt(
+        "DELETE FROM nout WHERE finished_at >= $1",
+        [hi.into()],
+    ))
+    .await?;
+    // The stored rows of the same deployments and places, to compare and replace.
+    txn.execute_raw(stmt(
+        "CREATE TEMP TABLE oldo ON COMMIT DROP AS \
+         SELECT o.* FROM reach b JOIN deployment_outcomes o \
+            ON o.repository_id = b.repository_id AND o.environment = b.environment \
+           AND o.finished_at >= b.lo AND o.finished_at < $2 \
+         WHERE o.org_id = $1 \
+         UNION \
+         SELECT o.* FROM nout n JOIN deployment_outcomes o USING (deployment_id)",
+        [org.id.into(), hi.into()],
+    ))
+    .await?;
     let cols = |t: &str| {
         [
+            "repository_id",
+            "repository",
+            "environment",
+            "sha",
             "outcome",
+            "finished_at",
             "day",
             "change_failed",
             "failure_cause",
+            "recovered_at",
             "recovery_s",
-            "repository",
-            "environment",
         ]
         .map(|c| format!("{t}.{c}"))
         .join(", ")
@@ -558,35 +666,36 @@ async fn refresh_outcomes(
     let row = txn
         .query_one_raw(stmt(
             &format!(
-                "SELECT (SELECT count(*) FROM nout WHERE outcome = 'success') AS n, \
-                    ARRAY(SELECT DISTINCT d FROM ( \
-                        SELECT n.day AS d FROM nout n \
-                        LEFT JOIN deployment_outcomes o USING (deployment_id) \
-                        WHERE o.deployment_id IS NULL OR {differs} \
-                        UNION ALL \
-                        SELECT o.day FROM deployment_outcomes o \
-                        LEFT JOIN nout n USING (deployment_id) \
-                        WHERE o.org_id = $1 AND (n.deployment_id IS NULL OR {differs})) x) AS days"
+                "WITH gone AS ( \
+                    DELETE FROM deployment_outcomes d USING oldo o \
+                    LEFT JOIN nout n USING (deployment_id) \
+                    WHERE d.deployment_id = o.deployment_id \
+                      AND (n.deployment_id IS NULL OR {differs}) \
+                    RETURNING o.day), \
+                 fresh AS ( \
+                    SELECT n.* FROM nout n LEFT JOIN oldo o USING (deployment_id) \
+                    WHERE o.deployment_id IS NULL OR {differs}) \
+                 SELECT (SELECT count(*) FROM fresh) AS n, \
+                    ARRAY(SELECT day FROM gone UNION SELECT day FROM fresh) AS days"
             ),
-            [org.id.into()],
+            [],
         ))
         .await?
         .ok_or_else(|| DbErr::Custom("outcome diff returned no row".to_owned()))?;
     let n: i64 = row.try_get("", "n")?;
     let changed: Vec<NaiveDate> = row.try_get("", "days")?;
-    if !changed.is_empty() {
-        txn.execute_raw(stmt(
-            "DELETE FROM deployment_outcomes WHERE org_id = $1",
-            [org.id.into()],
-        ))
-        .await?;
-        txn.execute_unprepared(
+    if n > 0 {
+        // A separate statement: an INSERT does not see the DELETE of the same statement.
+        txn.execute_unprepared(&format!(
             "INSERT INTO deployment_outcomes (deployment_id, org_id, repository_id, repository, \
                 environment, sha, outcome, finished_at, day, change_failed, failure_cause, \
                 recovered_at, recovery_s) \
-             SELECT deployment_id, org_id, repository_id, repository, environment, sha, outcome, \
-                finished_at, day, change_failed, failure_cause, recovered_at, recovery_s FROM nout",
-        )
+             SELECT n.deployment_id, n.org_id, n.repository_id, n.repository, n.environment, \
+                n.sha, n.outcome, n.finished_at, n.day, n.change_failed, n.failure_cause, \
+                n.recovered_at, n.recovery_s \
+             FROM nout n LEFT JOIN oldo o USING (deployment_id) \
+             WHERE o.deployment_id IS NULL OR {differs}"
+        ))
         .await?;
         analyze_if_large(txn, "deployment_outcomes", u64::try_from(n).unwrap_or(0)).await?;
     }

@@ -13,8 +13,9 @@
 //!   may now contain (merged before it finished and not deployed earlier);
 //! - an issue: its created and closed days.
 //!
-//! Deployment outcomes (change failure, recovery) are recomputed for the whole organization on
-//! every run; days whose outcomes changed are added there, not here.
+//! A run recomputes the deployment outcomes (change failure, recovery) these days can reach,
+//! which begin up to a failure window before the first of them: so everything an outcome reads
+//! must mark its own day here. Days whose outcomes changed are added by the run, not here.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};

@@ -657,17 +657,7 @@ async fn hand_computed_metrics_from_incremental_runs_match_a_full_recompute() {
         stdout.contains("recomputed 2026-02-20 to 2026-04-10"),
         "{stdout}"
     );
-    let full = snapshot(&env, org).await;
-    let differing: Vec<(&str, &str)> = incremental
-        .lines()
-        .zip(full.lines())
-        .filter(|(a, b)| a != b)
-        .take(3)
-        .collect();
-    assert!(
-        differing.is_empty() && incremental.lines().count() == full.lines().count(),
-        "incremental and full recomputes differ (incremental, full): {differing:#?}"
-    );
+    assert_same_snapshots(&incremental, &snapshot(&env, org).await);
     env.teardown().await;
 }
 
@@ -1265,4 +1255,128 @@ async fn wip_hygiene_counts_the_pull_requests_open_at_week_end_and_those_idle_fo
     assert_eq!(team["open_prs"], 9, "{team}");
     assert_eq!(team["idle_open_prs"], 4, "{team}");
     env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_failure_found_a_day_later_fails_yesterdays_deployment_and_moves_earlier_recoveries() {
+    // Arrange: production deployments of acme/svc, each of a newer pushed commit; incidents
+    // fail D0, D2 and D4 as they arrive. The last event, an incident on Wednesday 03-11
+    // 08:00, fails D1 of Tuesday 22:00 (its window runs to D2 at 12:00): the run for 03-11
+    // must reach back into Tuesday, and move the recovery of D0 (Monday), which D1 had
+    // recovered, to D3 — while D3's own outcome depends on D4, after the changed day.
+    let env = Env::new().await;
+    let svc = repo(300, "svc");
+    let mut events: Vec<(&'static str, serde_json::Value)> = vec![(
+        "installation",
+        gh::installation(
+            77,
+            &Actor::user(50, "acme"),
+            std::slice::from_ref(&svc),
+            t("2026-03-01T00:00"),
+        ),
+    )];
+    let incident = |id: i64, opened: &str, closed: Option<&str>| {
+        let issue = Issue {
+            id,
+            number: i32::try_from(id - 6000).expect("number"),
+            title: format!("Outage {id}"),
+            labels: vec!["incident".to_owned()],
+            author: bob(),
+            created_at: t(opened),
+            closed_at: closed.map(t),
+        };
+        ("issues", gh::issue(&svc, &issue, "opened"))
+    };
+    for (id, at) in [
+        (3100, "2026-03-09T10:00"),
+        (3101, "2026-03-09T23:00"),
+        (3102, "2026-03-10T22:00"),
+        (3103, "2026-03-11T12:00"),
+        (3104, "2026-03-12T10:00"),
+        (3105, "2026-03-12T11:00"),
+    ] {
+        let sha = format!("c{id}");
+        let pushed = (t(at) - chrono::Duration::minutes(30)).format("%Y-%m-%dT%H:%M");
+        let pushed = pushed.to_string();
+        events.push((
+            "push",
+            gh::push(
+                &svc,
+                "main",
+                &[commit(&sha, alice(), &pushed)],
+                t(&pushed),
+                &alice(),
+            ),
+        ));
+        let d = deploy(id, &sha, "production", Some(true), &pushed);
+        events.push((
+            "deployment_status",
+            gh::deployment_status(&svc, &d, id + 1000, "success", t(at)),
+        ));
+        match id {
+            3101 => events.push(incident(6001, "2026-03-10T01:00", Some("2026-03-13T00:00"))),
+            3103 => events.push(incident(6002, "2026-03-11T13:00", None)),
+            _ => {}
+        }
+    }
+    events.push(incident(6003, "2026-03-12T12:00", None));
+    events.push(incident(6004, "2026-03-11T08:00", None));
+
+    // Act: each event followed by the incremental run, as the worker does.
+    for (i, (event, payload)) in events.iter().enumerate() {
+        env.apply(&format!("late-{i}"), event, &payload.to_string())
+            .await;
+        drain(&env).await;
+    }
+
+    // Assert: D0 recovers at D3 03-12 10:00 (59 h), not at D1 (23 h) as before the last
+    // incident; D1 failed, recovered by D3 (36 h); D2 by D3 (22 h); D4 failed, not recovered.
+    let org = org_id(&env).await;
+    let outcomes = row(
+        &env,
+        "SELECT jsonb_agg(jsonb_build_array(deployment_id, failure_cause, recovery_s) \
+            ORDER BY deployment_id) AS outcomes FROM deployment_outcomes WHERE org_id = $1",
+        vec![org.into()],
+    )
+    .await;
+    assert_eq!(
+        outcomes["outcomes"],
+        serde_json::json!([
+            [3100, null, null],
+            [3101, "incident", 212_400],
+            [3102, "incident", 129_600],
+            [3103, "incident", 79_200],
+            [3104, null, null],
+            [3105, "incident", null]
+        ])
+    );
+    let failed = row(
+        &env,
+        "SELECT jsonb_object_agg(day, failed_deployments) AS failed FROM daily_metrics \
+         WHERE org_id = $1 AND scope = 'org' AND deployments > 0",
+        vec![org.into()],
+    )
+    .await;
+    assert_eq!(
+        failed["failed"],
+        serde_json::json!({"2026-03-09": 1, "2026-03-10": 1, "2026-03-11": 1, "2026-03-12": 1})
+    );
+    let incremental = snapshot(&env, org).await;
+    recompute(&env, org, "2026-03-09", "2026-03-20");
+    assert_same_snapshots(&incremental, &snapshot(&env, org).await);
+    env.teardown().await;
+}
+
+/// Fails with the first lines that differ between an incremental and a full recompute.
+fn assert_same_snapshots(incremental: &str, full: &str) {
+    let differing: Vec<(&str, &str)> = incremental
+        .lines()
+        .zip(full.lines())
+        .filter(|(a, b)| a != b)
+        .take(3)
+        .collect();
+    assert!(
+        differing.is_empty() && incremental.lines().count() == full.lines().count(),
+        "incremental and full recomputes differ (incremental, full): {differing:#?}"
+    );
 }
