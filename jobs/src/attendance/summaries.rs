@@ -69,6 +69,20 @@ SELECT o.id, d.user_id, d.day, d.first_in, d.last_out, d.worked, d.idle, d.worke
     d.sessions, GREATEST(0, d.worked - d.idle - o.daily_target_seconds), d.auto_closed, now() \
 FROM days d, o";
 
+/// Takes the organization's summary lock until the transaction ends. Recomputes delete and
+/// then insert: two at once over the same (person, day) — the nightly run or `worker attendance
+/// recompute` while a worker drains clock-outs — would both find nothing to delete and the
+/// second insert would fail on the key. Under the lock the second one's delete sees the
+/// first's rows.
+async fn lock_summaries<C: ConnectionTrait>(db: &C, org: OrgId) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        "SELECT pg_advisory_xact_lock(hashtextextended('devpulse.attendance', $1))",
+        [org.0.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Recomputes every summary of `org` from `from` to `to` (inclusive): the nightly run, and
 /// `worker attendance recompute`. Days left without sessions lose their row. Returns rows
 /// written.
@@ -87,6 +101,7 @@ pub async fn recompute_range(
     // On a month of a large organization PostgreSQL's JIT spends ~0.4 s compiling expressions
     // it then saves less than that on (measured by scripts/bench-attendance).
     txn.execute_unprepared("SET LOCAL jit = off").await?;
+    lock_summaries(&txn, org).await?;
     txn.execute_raw(stmt(
         "DELETE FROM attendance_summaries WHERE organization_id = $1 AND day BETWEEN $2 AND $3",
         [org.0.into(), from.into(), to.into()],
@@ -125,6 +140,7 @@ async fn recompute_pairs<C: ConnectionTrait>(
     };
     let users: Vec<i64> = pairs.iter().map(|p| p.0).collect();
     let days: Vec<NaiveDate> = pairs.iter().map(|p| p.1).collect();
+    lock_summaries(db, org).await?;
     db.execute_raw(stmt(
         "DELETE FROM attendance_summaries WHERE organization_id = $1 \
            AND (user_id, day) IN (SELECT * FROM unnest($2::bigint[], $3::date[]))",

@@ -10,6 +10,7 @@ use jobs::people::{
     secrets::{Password, verify_password},
     tenant,
 };
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::Value;
 
 use crate::helpers::{Env, eventually};
@@ -236,10 +237,8 @@ async fn bad_input_gets_one_readable_line() {
     env.teardown().await;
 }
 
-#[tokio::test]
-async fn the_running_worker_summarizes_a_day_right_after_clock_out() {
-    // Arrange
-    let env = Env::new().await;
+/// Organization Acme (UTC) and its developer dev@acme.test.
+async fn org_with_developer(env: &Env) -> (accounts::Organization, accounts::User) {
     let org = accounts::create_org(&env.db, "Acme", "UTC")
         .await
         .expect("org");
@@ -252,6 +251,14 @@ async fn the_running_worker_summarizes_a_day_right_after_clock_out() {
         .await
         .expect("user")
         .user;
+    (org, user)
+}
+
+#[tokio::test]
+async fn the_running_worker_summarizes_a_day_right_after_clock_out() {
+    // Arrange
+    let env = Env::new().await;
+    let (org, user) = org_with_developer(&env).await;
     let worker = env.start_worker(&[]).await;
     let day = Utc::now().date_naive() - chrono::Duration::days(1);
     let at = |h: u32| day.and_hms_opt(h, 0, 0).expect("time").and_utc();
@@ -364,6 +371,83 @@ async fn set_password_resets_a_forgotten_password_and_ends_every_sign_in() {
     assert!(
         unknown_err.contains("no user with that email"),
         "{unknown_err}"
+    );
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_range_recompute_and_a_clock_out_drain_of_the_same_day_at_once_both_succeed() {
+    // Arrange: a closed session yesterday and its day waiting in attendance_dirty. A trigger
+    // holds every transaction that inserts summaries (after its insert, before its commit)
+    // until the test lets go, so the two recomputes overlap every time.
+    let env = Env::new().await;
+    let (org, user) = org_with_developer(&env).await;
+    let day = Utc::now().date_naive() - chrono::Duration::days(1);
+    env.db
+        .execute_unprepared(&format!(
+            "INSERT INTO work_sessions (id, organization_id, user_id, started_at, ended_at, \
+                last_activity_at) \
+             VALUES (gen_random_uuid(), {org}, {user}, '{day} 09:00+00', '{day} 17:00+00', \
+                '{day} 17:00+00'); \
+             INSERT INTO attendance_dirty (organization_id, user_id, day) \
+             VALUES ({org}, {user}, '{day}'); \
+             CREATE FUNCTION hold_summaries() RETURNS trigger LANGUAGE plpgsql AS \
+                $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NULL; END $$; \
+             CREATE TRIGGER hold AFTER INSERT ON attendance_summaries \
+                FOR EACH STATEMENT EXECUTE FUNCTION hold_summaries();",
+            org = org.id,
+            user = user.id,
+        ))
+        .await
+        .expect("arrange");
+    let gate = env.db.begin().await.expect("gate");
+    gate.execute_unprepared("SELECT pg_advisory_xact_lock(4242)")
+        .await
+        .expect("hold");
+    let waiting = |n: i64| {
+        let env = &env;
+        async move {
+            eventually(Duration::from_secs(10), "recomputes waiting", || async {
+                env.number(
+                    "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    vec![],
+                )
+                .await
+                    >= n
+            })
+            .await
+        }
+    };
+
+    // Act: the nightly range recompute inserts and waits; the clock-out drain of the same day
+    // starts meanwhile; then both go on.
+    let db = env.db.clone();
+    let nightly = tokio::spawn(async move {
+        jobs::attendance::summaries::recompute_range(&db, OrgId(org.id), day, day).await
+    });
+    waiting(1).await;
+    let db = env.db.clone();
+    let drain =
+        tokio::spawn(async move { jobs::attendance::summaries::drain_dirty(&db, 10).await });
+    waiting(2).await;
+    gate.commit().await.expect("release");
+
+    // Assert: neither failed; one summary of the 8 hours; the request is gone.
+    assert_eq!(nightly.await.expect("join").expect("nightly run"), 1);
+    assert_eq!(drain.await.expect("join").expect("drain"), 1);
+    assert_eq!(
+        env.number(
+            "SELECT count(*) AS n FROM attendance_summaries WHERE user_id = $1 AND worked_seconds = 28800",
+            vec![user.id.into()],
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        env.number("SELECT count(*) AS n FROM attendance_dirty", vec![])
+            .await,
+        0
     );
     env.teardown().await;
 }
