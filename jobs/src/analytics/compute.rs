@@ -260,6 +260,16 @@ fn production(d: &str, n: u8) -> String {
     format!("({d}.production_environment IS TRUE OR {d}.environment ~* ${n})")
 }
 
+/// The place of deployment `d`'s commit in the default branch's history, when known: a
+/// `LATERAL` subquery giving `key_at` and `key_pos` (an index probe).
+fn commit_place(d: &str) -> String {
+    format!(
+        "LATERAL (SELECT c.default_branch_pushed_at AS key_at, c.push_position AS key_pos \
+         FROM commits c WHERE c.repository_id = {d}.repository_id AND c.sha = {d}.sha \
+           AND c.on_default_branch LIMIT 1)"
+    )
+}
+
 /// `reach` and `prod`: the finished production deployments (latest status success, failure or
 /// error) whose outcome a change between `lo` and `hi` can move, and those after them that
 /// their outcome reads, with the place of the deployed commit in the default branch's history
@@ -307,18 +317,16 @@ async fn production_deployments(
             "CREATE TEMP TABLE prod ON COMMIT DROP AS \
              SELECT d.github_id AS deployment_id, d.repository_id, r.full_name AS repository, \
                 d.environment, d.sha, d.latest_state AS outcome, d.latest_status_at AS finished_at, \
-                c.default_branch_pushed_at AS key_at, c.push_position AS key_pos \
+                c.key_at, c.key_pos \
              FROM deployments d JOIN repositories r ON r.github_id = d.repository_id \
              LEFT JOIN reach b ON b.repository_id = d.repository_id \
                 AND b.environment = d.environment \
-             LEFT JOIN LATERAL ( \
-                SELECT c.default_branch_pushed_at, c.push_position FROM commits c \
-                WHERE c.repository_id = d.repository_id AND c.sha = d.sha AND c.on_default_branch \
-                LIMIT 1) c ON true \
+             LEFT JOIN {place} c ON true \
              WHERE d.organization_id = $1 AND d.latest_state IN ('success', 'failure', 'error') \
                AND d.latest_status_at >= COALESCE(b.lo, '-infinity') \
                AND d.latest_status_at <= COALESCE(b.ub, 'infinity') AND {production}",
             production = production("d", 2),
+            place = commit_place("d"),
         ),
         [
             org.id.into(),
@@ -407,10 +415,7 @@ async fn refresh_pr_metrics(
             SELECT s.*, l.deployment_id, l.finished_at AS deployed_at FROM src s \
             LEFT JOIN LATERAL ( \
                 SELECT d.github_id AS deployment_id, d.latest_status_at AS finished_at \
-                FROM deployments d LEFT JOIN LATERAL ( \
-                    SELECT c.default_branch_pushed_at AS key_at, c.push_position AS key_pos \
-                    FROM commits c WHERE c.repository_id = d.repository_id AND c.sha = d.sha \
-                      AND c.on_default_branch LIMIT 1) k ON true \
+                FROM deployments d LEFT JOIN {place} k ON true \
                 WHERE d.repository_id = s.repository_id AND d.latest_state = 'success' \
                   AND d.latest_status_at >= s.merged_at AND d.organization_id = $1 \
                   AND {production} \
@@ -478,6 +483,7 @@ async fn refresh_pr_metrics(
         rday = day("n.first_review_at"),
         dday = day("n.deployed_at"),
         production = production("d", 6),
+        place = commit_place("d"),
     );
     let row = txn
         .query_one_raw(stmt(
@@ -663,6 +669,11 @@ async fn refresh_outcomes(
         .join(", ")
     };
     let differs = format!("({}) IS DISTINCT FROM ({})", cols("n"), cols("o"));
+    // Computed rows that are new or differ from the stored ones: the ones to write.
+    let fresh = format!(
+        "FROM nout n LEFT JOIN oldo o USING (deployment_id) \
+         WHERE o.deployment_id IS NULL OR {differs}"
+    );
     let row = txn
         .query_one_raw(stmt(
             &format!(
@@ -672,9 +683,7 @@ async fn refresh_outcomes(
                     WHERE d.deployment_id = o.deployment_id \
                       AND (n.deployment_id IS NULL OR {differs}) \
                     RETURNING o.day), \
-                 fresh AS ( \
-                    SELECT n.* FROM nout n LEFT JOIN oldo o USING (deployment_id) \
-                    WHERE o.deployment_id IS NULL OR {differs}) \
+                 fresh AS (SELECT n.* {fresh}) \
                  SELECT (SELECT count(*) FROM fresh) AS n, \
                     ARRAY(SELECT day FROM gone UNION SELECT day FROM fresh) AS days"
             ),
@@ -692,9 +701,7 @@ async fn refresh_outcomes(
                 recovered_at, recovery_s) \
              SELECT n.deployment_id, n.org_id, n.repository_id, n.repository, n.environment, \
                 n.sha, n.outcome, n.finished_at, n.day, n.change_failed, n.failure_cause, \
-                n.recovered_at, n.recovery_s \
-             FROM nout n LEFT JOIN oldo o USING (deployment_id) \
-             WHERE o.deployment_id IS NULL OR {differs}"
+                n.recovered_at, n.recovery_s {fresh}"
         ))
         .await?;
         analyze_if_large(txn, "deployment_outcomes", u64::try_from(n).unwrap_or(0)).await?;
