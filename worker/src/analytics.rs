@@ -146,6 +146,8 @@ pub async fn recompute_command(
     .await?;
     bar.set_message("committing");
     txn.commit().await?;
+    bar.set_message("vacuuming");
+    analytics::compute::vacuum_written(db, &report).await;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     if json {

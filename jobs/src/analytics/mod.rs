@@ -237,5 +237,6 @@ pub async fn drain_dirty(
     };
     let report = compute::recompute_in(&txn, &org, &days, org.today, &mut |_| {}).await?;
     txn.commit().await?;
+    compute::vacuum_written(db, &report).await;
     Ok(Some((id, report)))
 }

@@ -1023,12 +1023,11 @@ async fn rows<E: sea_orm::EntityTrait>(env: &Env) -> usize {
 /// A generated history with many PRs, repositories and failed deployments: the rolling DORA
 /// medians, slid in memory by the recompute, equal PostgreSQL's `percentile_cont` over each
 /// window's rows.
-#[tokio::test]
-async fn rolling_dora_medians_equal_percentile_cont_over_each_window() {
-    // Arrange: 3 repositories, 3,000 PRs over 60 days with varied lead times (odd seconds too, so
-    // some medians fall on a half and must round to even), a production
-    // deployment per repository every 6 hours (one in seven failing), incidents now and then.
-    let env = Env::new().await;
+/// 3 repositories in an organization in Berlin, 3,000 PRs over 60 days with varied lead times
+/// (odd seconds too, so some medians fall on a half and must round to even), a production
+/// deployment per repository every 6 hours (one in seven failing), incidents now and then.
+/// Returns the organization's id.
+async fn generated_history(env: &Env) -> i64 {
     env.db
         .execute_unprepared(
             "INSERT INTO organizations (name, time_zone, github_login) \
@@ -1064,12 +1063,18 @@ async fn rolling_dora_medians_equal_percentile_cont_over_each_window() {
         )
         .await
         .expect("generate history");
-    let org = env
-        .number(
-            "SELECT id AS n FROM organizations WHERE github_login = 'gen'",
-            vec![],
-        )
-        .await;
+    env.number(
+        "SELECT id AS n FROM organizations WHERE github_login = 'gen'",
+        vec![],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn rolling_dora_medians_equal_percentile_cont_over_each_window() {
+    // Arrange
+    let env = Env::new().await;
+    let org = generated_history(&env).await;
 
     // Act
     recompute(&env, org, "2026-03-01", "2026-05-10");
@@ -1126,6 +1131,56 @@ async fn rolling_dora_medians_equal_percentile_cont_over_each_window() {
         wrong, 0,
         "windows whose medians differ from percentile_cont"
     );
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn a_large_recompute_leaves_the_tables_it_rewrote_vacuumed_and_a_quiet_day_vacuums_nothing() {
+    // Arrange
+    let env = Env::new().await;
+    let org = generated_history(&env).await;
+    let vacuums = |table: &'static str| {
+        let env = &env;
+        async move {
+            env.number(
+                "SELECT vacuum_count AS n FROM pg_stat_user_tables WHERE relname = $1",
+                vec![table.into()],
+            )
+            .await
+        }
+    };
+    let pages_not_all_visible = |table: &'static str| {
+        let env = &env;
+        async move {
+            env.number(
+                "SELECT (relpages - relallvisible)::int8 AS n FROM pg_class \
+                 WHERE oid = $1::regclass AND relpages > 0",
+                vec![table.into()],
+            )
+            .await
+        }
+    };
+
+    // Act: the first recompute writes every table's rows.
+    recompute(&env, org, "2026-03-01", "2026-05-10");
+
+    // Assert: the tables it wrote many rows of (3,000 PRs, ~840 deployments, 784 DORA windows)
+    // are vacuumed, their pages all-visible (what lets the next run read the open pull
+    // requests by an index-only scan); 284 daily rows and 11 weekly scores are too few.
+    for table in ["pr_metrics", "deployment_outcomes", "dora_metrics"] {
+        assert_eq!(vacuums(table).await, 1, "{table} vacuumed once");
+        assert_eq!(pages_not_all_visible(table).await, 0, "{table}");
+    }
+    for table in ["daily_metrics", "reliability_scores"] {
+        assert_eq!(vacuums(table).await, 0, "{table} not vacuumed");
+    }
+
+    // Act: one day again, with nothing new.
+    recompute(&env, org, "2026-04-01", "2026-04-01");
+
+    // Assert: a small run leaves vacuuming to autovacuum.
+    assert_eq!(vacuums("pr_metrics").await, 1);
+    assert_eq!(vacuums("dora_metrics").await, 1);
     env.teardown().await;
 }
 
