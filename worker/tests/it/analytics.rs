@@ -1020,9 +1020,6 @@ async fn rows<E: sea_orm::EntityTrait>(env: &Env) -> usize {
     E::find().all(&env.db).await.expect("rows decode").len()
 }
 
-/// A generated history with many PRs, repositories and failed deployments: the rolling DORA
-/// medians, slid in memory by the recompute, equal PostgreSQL's `percentile_cont` over each
-/// window's rows.
 /// 3 repositories in an organization in Berlin, 3,000 PRs over 60 days with varied lead times
 /// (odd seconds too, so some medians fall on a half and must round to even), a production
 /// deployment per repository every 6 hours (one in seven failing), incidents now and then.
@@ -1070,6 +1067,9 @@ async fn generated_history(env: &Env) -> i64 {
     .await
 }
 
+/// A generated history with many PRs, repositories and failed deployments: the rolling DORA
+/// medians, slid in memory by the recompute, equal PostgreSQL's `percentile_cont` over each
+/// window's rows.
 #[tokio::test]
 async fn rolling_dora_medians_equal_percentile_cont_over_each_window() {
     // Arrange
