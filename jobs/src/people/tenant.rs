@@ -26,8 +26,7 @@ const SET_TENANT: &str =
     "SELECT set_config('role', $1, true), set_config('devpulse.organization_id', $2, true)";
 
 /// [`begin`] for the API's hot reads, on a tokio-postgres connection: read only, statements
-/// prepared once per connection. (tokio-postgres sets `TCP_NODELAY`; sqlx does not, and over TCP
-/// its requests now and then wait out PostgreSQL's 40 ms delayed ACK — docs/BENCHMARKS.md.)
+/// prepared once per connection, the page's reads sent together (tokio-postgres pipelines them).
 pub async fn begin_read(
     client: &mut deadpool_postgres::Client,
     org: OrgId,
