@@ -11,6 +11,7 @@
 //!   [`domain`]: the idempotent, order-independent writers (shared with sync).
 //! - [`analytics`]: the precomputed metrics, health alerts and notifications.
 //! - [`sync`]: the sync side's ledger, checkpoints, rate-limit pauses and ETags (no HTTP).
+//! - [`statistics`]: planner statistics refreshed where autovacuum lags or is off.
 //! - [`runner`]: attempts, retries with backoff, dead letters; [`dead_letters`]: the DLQ.
 
 pub mod analytics;
@@ -30,6 +31,7 @@ pub mod relay;
 pub mod runner;
 pub mod runtime;
 pub mod schedule;
+pub mod statistics;
 pub mod sync;
 #[cfg(feature = "test-support")]
 pub mod testing;

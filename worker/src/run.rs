@@ -1,5 +1,5 @@
-//! `worker run`: the supervised consumers, the relay, the Redis janitor and the metrics port,
-//! until shutdown. Start-up is `Worker::build(config)` → `Worker::run(shutdown)`.
+//! `worker run`: the supervised consumers, the relay, the Redis janitor, the statistics keeper and
+//! the metrics port, until shutdown. Start-up is `Worker::build(config)` → `Worker::run(shutdown)`.
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -134,6 +134,7 @@ impl Worker {
             tokio::spawn(relay.run(background.clone())),
             tokio::spawn(janitor(queue.clone(), background.clone())),
             tokio::spawn(crate::attendance::run(db.clone(), background.clone())),
+            tokio::spawn(jobs::statistics::run(db.clone(), background.clone())),
             tokio::spawn(crate::analytics::run(
                 db.clone(),
                 config.analytics_settle,

@@ -63,3 +63,55 @@ async fn a_job_that_arrives_before_its_row_is_committed_runs_once_the_row_exists
     worker.stop().await;
     env.teardown().await;
 }
+
+/// Rows PostgreSQL's planner believes `table` holds (-1: never analyzed).
+async fn planner_rows(env: &Env, table: &str) -> f64 {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    env.db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT reltuples::float8 AS n FROM pg_class WHERE oid = $1::regclass",
+            [table.into()],
+        ))
+        .await
+        .expect("pg_class")
+        .expect("a row")
+        .try_get("", "n")
+        .expect("reltuples")
+}
+
+/// The machines this runs on may have autovacuum off (CI's does); the worker's statements are
+/// planned from statistics all the same, so a running worker analyzes what grew, and only that.
+#[tokio::test]
+async fn a_running_worker_analyzes_the_tables_that_grew_past_autovacuums_threshold() {
+    use sea_orm::ConnectionTrait;
+    // Arrange: 2,000 stored deliveries, never analyzed; the statistics collector told at once.
+    let env = Env::new().await;
+    env.db
+        .execute_unprepared(
+            "INSERT INTO webhook_deliveries (delivery_id, event, payload, status) \
+             SELECT 'stats-' || g, 'push', '{}'::jsonb, 'processed' FROM generate_series(1, 2000) g; \
+             SELECT pg_stat_force_next_flush();",
+        )
+        .await
+        .expect("insert");
+    assert!(planner_rows(&env, "webhook_deliveries").await < 0.0);
+
+    // Act
+    let worker = env.start_worker(&[]).await;
+
+    // Assert: analyzed (the planner now knows the rows); an untouched table is left alone.
+    eventually(
+        Duration::from_secs(30),
+        "webhook_deliveries is analyzed",
+        || async { planner_rows(&env, "webhook_deliveries").await >= 2_000.0 },
+    )
+    .await;
+    assert!(
+        planner_rows(&env, "teams").await < 0.0,
+        "teams was analyzed without a change"
+    );
+
+    worker.stop().await;
+    env.teardown().await;
+}
