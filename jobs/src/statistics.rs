@@ -24,18 +24,20 @@ pub const EVERY: Duration = Duration::from_secs(2);
 /// The tables of the current schema whose rows inserted, updated or deleted since their last
 /// analyze (`n_mod_since_analyze`, as the statistics collector has them: a few seconds behind)
 /// exceed autovacuum's threshold — `autovacuum_analyze_threshold` +
-/// `autovacuum_analyze_scale_factor` × rows at the last analyze (none: 0).
+/// `autovacuum_analyze_scale_factor` × rows at the last analyze (none: 0) — among those this
+/// role may analyze (it owns them, or is a superuser).
 const STALE: &str = "\
     SELECT s.relname::text AS name FROM pg_stat_user_tables s \
     JOIN pg_class c ON c.oid = s.relid \
-    WHERE s.schemaname = current_schema() \
+    WHERE s.schemaname = current_schema() AND pg_has_role(c.relowner, 'USAGE') \
       AND s.n_mod_since_analyze >= current_setting('autovacuum_analyze_threshold')::float8 \
           + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0) \
     ORDER BY s.relname";
 
 /// Analyzes every table past the threshold; returns their names. One process at a time (an
-/// advisory lock: replicas that find it taken skip the round). A round that meets a table held by
-/// another `ANALYZE` or `VACUUM` gives up after a second (`lock_timeout`); the next one retries.
+/// advisory lock: replicas that find it taken skip the round). A table another `ANALYZE` or
+/// `VACUUM` holds (a recompute analyzes inside its transaction) is skipped, not waited for
+/// (`SKIP_LOCKED`); a later round takes it.
 pub async fn analyze_stale(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
     let txn = db.begin().await?;
     let locked: bool = txn
@@ -64,7 +66,7 @@ pub async fn analyze_stale(db: &DatabaseConnection) -> Result<Vec<String>, DbErr
         .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
         .collect::<Vec<_>>()
         .join(", ");
-    txn.execute_unprepared(&format!("SET LOCAL lock_timeout = '1s'; ANALYZE {list}"))
+    txn.execute_unprepared(&format!("ANALYZE (SKIP_LOCKED) {list}"))
         .await?;
     txn.commit().await?;
     Ok(tables)
