@@ -34,11 +34,20 @@ const STALE: &str = "\
           + current_setting('autovacuum_analyze_scale_factor')::float8 * greatest(c.reltuples, 0) \
     ORDER BY s.relname";
 
-/// Analyzes every table past the threshold; returns their names. One process at a time (an
-/// advisory lock: replicas that find it taken skip the round). A table another `ANALYZE` or
-/// `VACUUM` holds (a recompute analyzes inside its transaction) is skipped, not waited for
-/// (`SKIP_LOCKED`); a later round takes it.
+/// Analyzes every table past the threshold; returns their names. A quiet round is the one
+/// query. One process analyzes at a time (an advisory lock: replicas that find it taken leave
+/// the round to the holder). A table another `ANALYZE` or `VACUUM` holds (a recompute analyzes
+/// inside its transaction) is skipped, not waited for (`SKIP_LOCKED`); a later round takes it.
 pub async fn analyze_stale(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    let tables: Vec<String> = db
+        .query_all_raw(stmt(STALE, []))
+        .await?
+        .iter()
+        .map(|row| row.try_get("", "name"))
+        .collect::<Result<_, _>>()?;
+    if tables.is_empty() {
+        return Ok(tables);
+    }
     let txn = db.begin().await?;
     let locked: bool = txn
         .query_one_raw(stmt(
@@ -50,16 +59,8 @@ pub async fn analyze_stale(db: &DatabaseConnection) -> Result<Vec<String>, DbErr
         .transpose()?
         .unwrap_or(false);
     if !locked {
+        txn.rollback().await?;
         return Ok(Vec::new());
-    }
-    let tables: Vec<String> = txn
-        .query_all_raw(stmt(STALE, []))
-        .await?
-        .iter()
-        .map(|row| row.try_get("", "name"))
-        .collect::<Result<_, _>>()?;
-    if tables.is_empty() {
-        return Ok(tables);
     }
     let list = tables
         .iter()
