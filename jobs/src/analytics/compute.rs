@@ -132,8 +132,15 @@ pub async fn recompute_in(
     };
     // Large statements gain less from JIT than its compile time costs.
     // Sorts and hashes over a year of an organization's events stay in memory.
-    txn.execute_unprepared("SET LOCAL jit = off; SET LOCAL work_mem = '64MB'")
-        .await?;
+    // Statements are planned for their values every time: the driver keeps them prepared per
+    // connection, and after five runs PostgreSQL may switch to a generic plan built from default
+    // selectivities — for the range bounds here a few rows where there are tens of thousands.
+    // Planning costs milliseconds; these statements run for tens or hundreds.
+    txn.execute_unprepared(
+        "SET LOCAL jit = off; SET LOCAL work_mem = '64MB'; \
+         SET LOCAL plan_cache_mode = force_custom_plan",
+    )
+    .await?;
     txn.execute_raw(stmt(
         "SELECT pg_advisory_xact_lock(hashtextextended('devpulse.analytics', $1))",
         [org.id.into()],
@@ -191,7 +198,7 @@ pub async fn recompute_in(
     Ok(report)
 }
 
-/// ISO weeks per reliability-score statement (a quarter).
+/// ISO weeks per progress step of the reliability scores (a quarter; one statement per week).
 const WEEKS: usize = 13;
 
 /// Most days one DORA statement covers: it reads its days and the 27 before them, so runs of
@@ -976,12 +983,18 @@ const OPEN_SPAN: &str = "tstzrange(m.created_at, CASE WHEN COALESCE(m.merged_at,
 /// `reliability_scores` of the ISO weeks starting on `weeks` (Mondays), for the organization
 /// and each team.
 ///
-/// Each component is counted per week and author login first, then summed into the
-/// organization and each team: at a week's end tens of thousands of pull requests can be open
-/// (WIP hygiene reads every one), and a login stands for all of its pull requests in the
-/// fan-out to teams. The open ones come from an index-only scan of `pr_metrics_open_span_idx`
-/// (it carries the columns read here); activity by others (updates, reviews, comments) is the
-/// small set of pull requests touched in the idle window.
+/// Each component is counted per author login first, then summed into the organization and
+/// each team: at a week's end tens of thousands of pull requests can be open (WIP hygiene reads
+/// every one), and a login stands for all of its pull requests in the fan-out to teams. The
+/// open ones come from an index-only scan of `pr_metrics_open_span_idx` (it carries the columns
+/// read here); activity by others (updates, reviews, comments) is the set of pull requests
+/// touched in the idle window.
+///
+/// One statement per week, its bounds passed as values: the planner then sees them (custom
+/// plans, see `recompute_in`) and estimates both sides of the open-to-touched join from the
+/// tables' statistics. Bounds read from a CTE of several weeks are opaque to it; while the
+/// tables grew it guessed a handful of rows on each side and chose a nested loop that rescanned
+/// the touched set per open pull request (7 s for 25,000 of each).
 async fn reliability_scores(
     txn: &DatabaseTransaction,
     org: &Org,
@@ -992,85 +1005,73 @@ async fn reliability_scores(
         serde_json::to_value(s.score_weights).map_err(|e| DbErr::Custom(e.to_string()))?;
     let w = s.score_weights;
     let sql = format!(
-        "WITH wk AS ( \
-            SELECT week, week + 6 AS last_day, \
-                LEAST((week + 7)::timestamp AT TIME ZONE $2, now()) AS week_end, \
-                LEAST((week + 7)::timestamp AT TIME ZONE $2, now()) \
-                    - make_interval(days => $6) AS idle_from \
-            FROM unnest($3::date[]) week), \
-         teams AS ({TEAM_LOGINS}), \
+        "WITH teams AS ({TEAM_LOGINS}), \
          scopes AS (SELECT 'org'::text AS scope, 'org'::text AS key UNION ALL \
             SELECT DISTINCT 'team', key FROM teams), \
-         span AS (SELECT min(week) AS lo, max(last_day) AS hi FROM wk), \
          touched AS ( \
-            SELECT DISTINCT wk.week, a.id FROM wk CROSS JOIN LATERAL ( \
-                SELECT pr.github_id AS id FROM pull_requests pr \
-                WHERE pr.organization_id = $1 AND pr.updated_at >= wk.idle_from \
-                  AND pr.updated_at < wk.week_end \
-                UNION ALL \
-                SELECT r.pull_request_id FROM reviews r \
-                WHERE r.organization_id = $1 AND r.submitted_at >= wk.idle_from \
-                  AND r.submitted_at < wk.week_end \
-                UNION ALL \
-                SELECT c.pull_request_id FROM review_comments c \
-                WHERE c.organization_id = $1 AND c.created_at >= wk.idle_from \
-                  AND c.created_at < wk.week_end) a), \
+            SELECT pr.github_id AS id FROM pull_requests pr \
+            WHERE pr.organization_id = $1 AND pr.updated_at >= $4 AND pr.updated_at < $3 \
+            UNION \
+            SELECT r.pull_request_id FROM reviews r \
+            WHERE r.organization_id = $1 AND r.submitted_at >= $4 AND r.submitted_at < $3 \
+            UNION \
+            SELECT c.pull_request_id FROM review_comments c \
+            WHERE c.organization_id = $1 AND c.created_at >= $4 AND c.created_at < $3), \
          per_login AS ( \
-            SELECT week, login, sum(merged) AS merged, sum(on_target) AS on_target, \
+            SELECT login, sum(merged) AS merged, sum(on_target) AS on_target, \
                 sum(reviewed) AS reviewed, sum(in_sla) AS in_sla, sum(open) AS open, \
                 sum(idle) AS idle \
             FROM ( \
-                SELECT wk.week, lower(m.author_login) COLLATE \"C\" AS login, 1 AS merged, \
-                    CASE WHEN m.cycle_s <= $4 THEN 1 ELSE 0 END AS on_target, 0 AS reviewed, \
+                SELECT lower(m.author_login) COLLATE \"C\" AS login, 1 AS merged, \
+                    CASE WHEN m.cycle_s <= $5 THEN 1 ELSE 0 END AS on_target, 0 AS reviewed, \
                     0 AS in_sla, 0 AS open, 0 AS idle \
-                FROM wk JOIN pr_metrics m ON m.org_id = $1 \
-                    AND m.merged_day BETWEEN wk.week AND wk.last_day \
-                WHERE NOT m.author_is_bot \
+                FROM pr_metrics m WHERE m.org_id = $1 \
+                    AND m.merged_day BETWEEN $2::date AND $2::date + 6 AND NOT m.author_is_bot \
                 UNION ALL \
-                SELECT wk.week, lower(m.author_login) COLLATE \"C\", 0, 0, \
+                SELECT lower(m.author_login) COLLATE \"C\", 0, 0, \
                     CASE WHEN m.pickup_s IS NOT NULL THEN 1 ELSE 0 END, \
-                    CASE WHEN m.pickup_s <= $5 THEN 1 ELSE 0 END, 0, 0 \
-                FROM wk JOIN pr_metrics m ON m.org_id = $1 \
-                    AND m.first_review_day BETWEEN wk.week AND wk.last_day \
-                WHERE NOT m.author_is_bot \
+                    CASE WHEN m.pickup_s <= $6 THEN 1 ELSE 0 END, 0, 0 \
+                FROM pr_metrics m WHERE m.org_id = $1 \
+                    AND m.first_review_day BETWEEN $2::date AND $2::date + 6 \
+                    AND NOT m.author_is_bot \
                 UNION ALL \
-                SELECT wk.week, lower(m.author_login) COLLATE \"C\", 0, 0, 0, 0, 1, \
-                    CASE WHEN t.id IS NULL AND NOT (m.created_at >= wk.idle_from \
-                        OR COALESCE(m.ready_at >= wk.idle_from AND m.ready_at < wk.week_end, \
-                            false)) THEN 1 ELSE 0 END \
-                FROM wk JOIN pr_metrics m ON {open_span} @> wk.week_end \
-                LEFT JOIN touched t ON t.week = wk.week AND t.id = m.pull_request_id \
-                WHERE m.org_id = $1 AND NOT m.author_is_bot AND m.created_at < wk.week_end \
-                  AND COALESCE(m.merged_at, m.closed_at, 'infinity') >= wk.week_end) x \
-            GROUP BY week, login), \
+                SELECT lower(m.author_login) COLLATE \"C\", 0, 0, 0, 0, 1, \
+                    CASE WHEN t.id IS NULL AND NOT (m.created_at >= $4 \
+                        OR COALESCE(m.ready_at >= $4 AND m.ready_at < $3, false)) \
+                    THEN 1 ELSE 0 END \
+                FROM pr_metrics m LEFT JOIN touched t ON t.id = m.pull_request_id \
+                WHERE {open_span} @> $3::timestamptz AND m.org_id = $1 AND NOT m.author_is_bot \
+                  AND m.created_at < $3 \
+                  AND COALESCE(m.merged_at, m.closed_at, 'infinity') >= $3) x \
+            GROUP BY login), \
          rolled AS ( \
-            SELECT week, 'org'::text AS scope, 'org'::text AS key, sum(merged) AS merged, \
+            SELECT 'org'::text AS scope, 'org'::text AS key, sum(merged) AS merged, \
                 sum(on_target) AS on_target, sum(reviewed) AS reviewed, sum(in_sla) AS in_sla, \
                 sum(open) AS open, sum(idle) AS idle \
-            FROM per_login GROUP BY week \
+            FROM per_login HAVING count(*) > 0 \
             UNION ALL \
-            SELECT p.week, 'team', t.key, sum(p.merged), sum(p.on_target), sum(p.reviewed), \
+            SELECT 'team', t.key, sum(p.merged), sum(p.on_target), sum(p.reviewed), \
                 sum(p.in_sla), sum(p.open), sum(p.idle) \
-            FROM per_login p JOIN teams t ON t.login = p.login GROUP BY p.week, t.key), \
+            FROM per_login p JOIN teams t ON t.login = p.login GROUP BY t.key), \
+         outcomes AS ( \
+            SELECT o.deployment_id, o.change_failed FROM deployment_outcomes o \
+            WHERE o.org_id = $1 AND o.outcome = 'success' \
+              AND o.day BETWEEN $2::date AND $2::date + 6), \
          stab AS ( \
-            SELECT wk.week, 'org'::text AS scope, 'org'::text AS key, count(*) AS n, \
+            SELECT 'org'::text AS scope, 'org'::text AS key, count(*) AS n, \
                 count(*) FILTER (WHERE o.change_failed) AS failed \
-            FROM wk JOIN deployment_outcomes o ON o.org_id = $1 AND o.outcome = 'success' \
-                AND o.day BETWEEN wk.week AND wk.last_day \
-            GROUP BY 1 \
+            FROM outcomes o HAVING count(*) > 0 \
             UNION ALL \
-            SELECT wk.week, 'team', t.key, count(*), count(*) FILTER (WHERE o.change_failed) \
-            FROM wk JOIN deployment_outcomes o ON o.org_id = $1 AND o.outcome = 'success' \
-                AND o.day BETWEEN wk.week AND wk.last_day \
-            JOIN (SELECT DISTINCT t.key, m.deployment_id FROM span \
-                  JOIN pr_metrics m ON m.org_id = $1 \
-                      AND m.deployed_day BETWEEN span.lo AND span.hi \
+            SELECT 'team', t.key, count(*), count(*) FILTER (WHERE o.change_failed) \
+            FROM outcomes o \
+            JOIN (SELECT DISTINCT t.key, m.deployment_id FROM pr_metrics m \
                   JOIN teams t ON t.login = lower(m.author_login) \
-                  WHERE NOT m.author_is_bot AND m.deployment_id IS NOT NULL) t \
+                  WHERE m.org_id = $1 AND m.deployed_day BETWEEN $2::date AND $2::date + 6 \
+                    AND NOT m.author_is_bot AND m.deployment_id IS NOT NULL) t \
                 ON t.deployment_id = o.deployment_id \
-            GROUP BY 1, 2, 3), \
+            GROUP BY 1, 2), \
          parts AS ( \
-            SELECT wk.week, sc.scope, sc.key, \
+            SELECT sc.scope, sc.key, \
                 COALESCE(r.merged, 0) AS merged, COALESCE(r.on_target, 0) AS on_target, \
                 COALESCE(r.reviewed, 0) AS reviewed, COALESCE(r.in_sla, 0) AS in_sla, \
                 COALESCE(d.n, 0) AS deployments, COALESCE(d.failed, 0) AS failed, \
@@ -1079,14 +1080,14 @@ async fn reliability_scores(
                 r.in_sla::float8 / NULLIF(r.reviewed, 0) AS review, \
                 1 - d.failed::float8 / NULLIF(d.n, 0) AS stability, \
                 1 - r.idle::float8 / NULLIF(r.open, 0) AS wip \
-            FROM wk CROSS JOIN scopes sc \
-            LEFT JOIN rolled r ON r.week = wk.week AND r.scope = sc.scope AND r.key = sc.key \
-            LEFT JOIN stab d ON d.week = wk.week AND d.scope = sc.scope AND d.key = sc.key) \
+            FROM scopes sc \
+            LEFT JOIN rolled r ON r.scope = sc.scope AND r.key = sc.key \
+            LEFT JOIN stab d ON d.scope = sc.scope AND d.key = sc.key) \
          INSERT INTO reliability_scores (org_id, scope, scope_key, week, iso_week, score, \
             flow_predictability, review_responsiveness, change_stability, wip_hygiene, prs_merged, \
             prs_merged_on_target, prs_first_reviewed, prs_picked_up_in_sla, deployments, \
             failed_deployments, open_prs, idle_open_prs, weights) \
-         SELECT $1, scope, key, week, to_char(week, 'IYYY-\"W\"IW'), \
+         SELECT $1, scope, key, $2::date, to_char($2::date, 'IYYY-\"W\"IW'), \
             100 * (COALESCE({wf} * flow, 0) + COALESCE({wr} * review, 0) \
                  + COALESCE({ws} * stability, 0) + COALESCE({ww} * wip, 0)) \
               / NULLIF((CASE WHEN flow IS NULL THEN 0 ELSE {wf} END) \
@@ -1103,19 +1104,40 @@ async fn reliability_scores(
         ww = w.wip_hygiene,
     );
     replace(txn, "reliability_scores", "week", &org.id, weeks).await?;
-    Ok(txn
-        .execute_raw(stmt(
-            &sql,
-            [
-                org.id.into(),
-                org.time_zone.clone().into(),
-                weeks.to_vec().into(),
-                (i64::from(s.cycle_time_target_hours) * 3600).into(),
-                (i64::from(s.pickup_sla_hours) * 3600).into(),
-                i32::try_from(s.wip_idle_days).unwrap_or(i32::MAX).into(),
-                weights.into(),
-            ],
-        ))
-        .await?
-        .rows_affected())
+    let mut rows = 0;
+    for week in weeks {
+        // The week ends at the next Monday's midnight in the organization's time zone, or now
+        // for the current week.
+        let bounds = txn
+            .query_one_raw(stmt(
+                "SELECT LEAST(($1::date + 7)::timestamp AT TIME ZONE $2, now()) AS week_end, \
+                    LEAST(($1::date + 7)::timestamp AT TIME ZONE $2, now()) \
+                        - make_interval(days => $3) AS idle_from",
+                [
+                    (*week).into(),
+                    org.time_zone.clone().into(),
+                    i32::try_from(s.wip_idle_days).unwrap_or(i32::MAX).into(),
+                ],
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("week bounds: no row".into()))?;
+        let week_end: DateTime<Utc> = bounds.try_get("", "week_end")?;
+        let idle_from: DateTime<Utc> = bounds.try_get("", "idle_from")?;
+        rows += txn
+            .execute_raw(stmt(
+                &sql,
+                [
+                    org.id.into(),
+                    (*week).into(),
+                    week_end.into(),
+                    idle_from.into(),
+                    (i64::from(s.cycle_time_target_hours) * 3600).into(),
+                    (i64::from(s.pickup_sla_hours) * 3600).into(),
+                    weights.clone().into(),
+                ],
+            ))
+            .await?
+            .rows_affected();
+    }
+    Ok(rows)
 }
