@@ -66,17 +66,28 @@ impl TestDb {
 
 /// Deletes every Redis key of the queue's namespace.
 pub async fn delete_namespace(queue: &Queue) {
-    let mut conn = queue.connection();
+    delete_keys(&mut queue.connection(), queue.namespace()).await;
+}
+
+/// Deletes every key of `namespace` on the Redis at `url`: for a namespace that a child process
+/// (a binary under test) used.
+pub async fn delete_namespace_at(url: &str, namespace: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+        delete_keys(&mut conn, namespace).await;
+    }
+}
+
+async fn delete_keys(conn: &mut impl redis::aio::ConnectionLike, namespace: &str) {
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", queue.namespace()))
-        .query_async(&mut conn)
+        .arg(format!("{namespace}*"))
+        .query_async(conn)
         .await
         .unwrap_or_default();
     if !keys.is_empty() {
-        let _ = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async::<()>(&mut conn)
-            .await;
+        let _ = redis::cmd("DEL").arg(&keys).query_async::<()>(conn).await;
     }
 }
 

@@ -236,13 +236,15 @@ async fn a_delivery_postgres_cannot_take_gets_503_and_no_internal_detail() {
 async fn sigterm_stops_the_api_binary_with_exit_code_0() {
     let db = crate::helpers::TestDb::create().await;
     let port = crate::helpers::free_port();
+    let redis_url = jobs::testing::redis_url();
+    let namespace = format!("test-sigterm-{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_api"))
         .env_clear()
         .env("DATABASE_URL", &db.url)
-        .env("REDIS_URL", "redis://127.0.0.1:6379")
+        .env("REDIS_URL", &redis_url)
         .env("GITHUB_WEBHOOK_SECRET", "s")
         .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
-        .env("QUEUE_NAMESPACE", format!("test-sigterm-{port}"))
+        .env("QUEUE_NAMESPACE", &namespace)
         .env("API_ADDR", format!("127.0.0.1:{port}"))
         .current_dir(std::env::temp_dir())
         .stderr(std::process::Stdio::null())
@@ -268,6 +270,7 @@ async fn sigterm_stops_the_api_binary_with_exit_code_0() {
 
     assert_eq!(status.code(), Some(0));
     db.drop_db().await;
+    jobs::testing::delete_namespace_at(&redis_url, &namespace).await;
 }
 
 #[tokio::test]

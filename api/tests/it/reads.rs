@@ -152,6 +152,7 @@ async fn the_overview_is_drawn_from_the_precomputed_tables_of_the_callers_organi
         2
     );
     assert_eq!(body["open_alerts"], 1);
+    w.app.stop().await;
 }
 
 #[tokio::test]
@@ -191,6 +192,7 @@ async fn date_ranges_are_validated_with_json_errors() {
         (status, body["code"].as_str()),
         (422, Some("invalid_window"))
     );
+    w.app.stop().await;
 }
 
 #[tokio::test]
@@ -260,6 +262,7 @@ async fn a_changed_table_is_seen_at_once_and_an_unchanged_answer_is_not_sent_twi
         .expect("get");
     assert_eq!(changed.status(), 200, "a new version is sent in full");
     assert_ne!(changed.headers()["etag"].to_str().expect("etag"), etag);
+    w.app.stop().await;
 }
 
 #[tokio::test]
@@ -383,6 +386,7 @@ async fn daily_metrics_come_a_page_at_a_time_and_people_rows_follow_visibility()
         .get_as(&w.owner.access, "/api/v1/metrics/daily?scope=planet")
         .await;
     assert_eq!(status, 400);
+    w.app.stop().await;
 }
 
 #[tokio::test]
@@ -435,6 +439,7 @@ async fn a_developer_page_shows_their_data_to_them_and_their_managers_only() {
         .get_as(&w.dev.access, "/api/v1/developers/999999")
         .await;
     assert_eq!(status, 404);
+    w.app.stop().await;
 }
 
 #[tokio::test]
@@ -538,6 +543,7 @@ async fn alerts_follow_visibility_and_are_acknowledged_once() {
         (closed, closed_body["code"].as_str()),
         (409, Some("alert_resolved"))
     );
+    w.app.stop().await;
 }
 
 #[tokio::test]
@@ -578,6 +584,7 @@ async fn the_definitions_are_the_published_document() {
             .expect("text")
             .contains("every hour")
     );
+    w.app.stop().await;
 }
 
 #[tokio::test]
@@ -610,6 +617,7 @@ async fn admins_see_when_the_schedules_ran() {
     assert_eq!(second["next_cursor"], Value::Null);
     let (status, _) = w.app.get_as(&w.dev.access, "/api/v1/admin/cron-runs").await;
     assert_eq!(status, 403);
+    w.app.stop().await;
 }
 
 #[tokio::test]
@@ -655,6 +663,7 @@ async fn the_committed_openapi_document_is_the_one_the_code_generates() {
             );
         }
     }
+    w.app.stop().await;
 }
 
 #[tokio::test]
@@ -705,6 +714,7 @@ async fn the_dashboard_is_served_at_the_root_and_api_paths_stay_json() {
     assert!(unknown_api.1.contains("application/json"));
     assert!(unknown_api.2.contains("\"code\""));
     let _ = std::fs::remove_dir_all(&dir);
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -756,4 +766,5 @@ async fn a_cached_person_page_follows_changes_to_teams_and_attendance() {
         async move { app.get_as(&token, &page).await.0 == 403 }
     })
     .await;
+    w.app.stop().await;
 }
