@@ -1104,31 +1104,31 @@ async fn reliability_scores(
         ww = w.wip_hygiene,
     );
     replace(txn, "reliability_scores", "week", &org.id, weeks).await?;
+    // A week ends at the next Monday's midnight in the organization's time zone, or now for
+    // the current week. All the weeks' bounds in one query.
+    let bounds = txn
+        .query_all_raw(stmt(
+            "SELECT week, week_end, week_end - make_interval(days => $3) AS idle_from \
+             FROM unnest($1::date[]) week, \
+                LATERAL (SELECT LEAST((week + 7)::timestamp AT TIME ZONE $2, now()) AS week_end) e",
+            [
+                weeks.to_vec().into(),
+                org.time_zone.clone().into(),
+                i32::try_from(s.wip_idle_days).unwrap_or(i32::MAX).into(),
+            ],
+        ))
+        .await?;
     let mut rows = 0;
-    for week in weeks {
-        // The week ends at the next Monday's midnight in the organization's time zone, or now
-        // for the current week.
-        let bounds = txn
-            .query_one_raw(stmt(
-                "SELECT LEAST(($1::date + 7)::timestamp AT TIME ZONE $2, now()) AS week_end, \
-                    LEAST(($1::date + 7)::timestamp AT TIME ZONE $2, now()) \
-                        - make_interval(days => $3) AS idle_from",
-                [
-                    (*week).into(),
-                    org.time_zone.clone().into(),
-                    i32::try_from(s.wip_idle_days).unwrap_or(i32::MAX).into(),
-                ],
-            ))
-            .await?
-            .ok_or_else(|| DbErr::Custom("week bounds: no row".into()))?;
-        let week_end: DateTime<Utc> = bounds.try_get("", "week_end")?;
-        let idle_from: DateTime<Utc> = bounds.try_get("", "idle_from")?;
+    for bound in bounds {
+        let week: NaiveDate = bound.try_get("", "week")?;
+        let week_end: DateTime<Utc> = bound.try_get("", "week_end")?;
+        let idle_from: DateTime<Utc> = bound.try_get("", "idle_from")?;
         rows += txn
             .execute_raw(stmt(
                 &sql,
                 [
                     org.id.into(),
-                    (*week).into(),
+                    week.into(),
                     week_end.into(),
                     idle_from.into(),
                     (i64::from(s.cycle_time_target_hours) * 3600).into(),
