@@ -158,14 +158,16 @@ pub fn parse(
         .ok()
         .flatten()
         .and_then(|v| v.trim().parse().ok());
+    let payload_json = storable(json)?;
     Ok(NewDelivery {
+        projection: jobs::github::projection::project(event.as_str(), &payload_json),
         delivery_id,
         event,
         action: envelope.action,
         installation_id: envelope.installation.and_then(|i| i.id),
         repository_id: envelope.repository.and_then(|r| r.id),
         hook_id,
-        payload_json: storable(json)?,
+        payload_json,
     })
 }
 

@@ -63,6 +63,11 @@ pub struct Model {
     pub last_error: Option<String>,
     pub processed_at: Option<DateTimeWithTimeZone>,
     pub updated_at: DateTimeWithTimeZone,
+    /// The fields the worker's parsers read, as JSON text, made by the API at ingest; cleared
+    /// when `payload` is updated. Derived data: the payload stays the record.
+    pub projection: Option<String>,
+    /// Which projection trees made `projection`.
+    pub projection_version: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

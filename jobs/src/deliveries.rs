@@ -1,7 +1,9 @@
 //! Every SQL statement on `webhook_deliveries`, in one place.
 //!
 //! The ingest path writes many deliveries per statement (group commit) and never parses the
-//! payload into a tree: the JSON text goes to PostgreSQL as-is and becomes `jsonb` there.
+//! payload into a tree: the JSON text goes to PostgreSQL as-is and becomes `jsonb` there; the
+//! projection the API made of it in one streaming pass (`github::projection::project`) is
+//! stored beside it as text.
 
 use std::time::Duration;
 
@@ -25,6 +27,8 @@ pub struct NewDelivery {
     pub hook_id: Option<i64>,
     /// The JSON document as received (already checked to be a JSON object).
     pub payload_json: String,
+    /// What the worker's parsers read of it ([`projection::project`]), when it could be made.
+    pub projection: Option<String>,
 }
 
 impl NewDelivery {
@@ -35,13 +39,15 @@ impl NewDelivery {
 }
 
 /// One statement for any batch size (so it is prepared once per connection): the batch travels
-/// as eight arrays, and the JSON text becomes `jsonb` in PostgreSQL.
+/// as nine arrays and the projection version, and the JSON text becomes `jsonb` in PostgreSQL.
 const INSERT_MANY: &str = "\
     INSERT INTO webhook_deliveries \
-        (delivery_id, event, action, installation_id, repository_id, hook_id, payload, status, queued_at) \
-    SELECT d, e, a, i, r, h, p::jsonb, s, CASE WHEN s = 'queued' THEN now() END \
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[], $8::text[]) \
-        AS t(d, e, a, i, r, h, p, s) \
+        (delivery_id, event, action, installation_id, repository_id, hook_id, payload, status, queued_at, \
+         projection, projection_version) \
+    SELECT d, e, a, i, r, h, p::jsonb, s, CASE WHEN s = 'queued' THEN now() END, \
+        pj, CASE WHEN pj IS NOT NULL THEN $10::int8 END \
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[], $8::text[], \
+        $9::text[]) AS t(d, e, a, i, r, h, p, s, pj) \
     ON CONFLICT (delivery_id) DO NOTHING \
     RETURNING delivery_id";
 
@@ -65,6 +71,8 @@ pub async fn insert_many(
     let hooks: Vec<Option<i64>> = deliveries.iter().map(|d| d.hook_id).collect();
     let payloads: Vec<&str> = deliveries.iter().map(|d| d.payload_json.as_str()).collect();
     let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let projections: Vec<Option<&str>> =
+        deliveries.iter().map(|d| d.projection.as_deref()).collect();
     let statement = client.prepare_cached(INSERT_MANY).await?;
     let rows = client
         .query(
@@ -78,6 +86,8 @@ pub async fn insert_many(
                 &hooks,
                 &payloads,
                 &statuses,
+                &projections,
+                &projection::version(),
             ],
         )
         .await?;
@@ -328,24 +338,25 @@ pub fn is_runnable(status: &str) -> bool {
 pub struct Locked {
     pub status: String,
     pub event: String,
-    /// What the parsers read of the payload (`github::projection`), as JSON text.
+    /// What the parsers read of the payload (`github::projection`), as JSON text; empty for a
+    /// delivery that is no longer runnable (nothing will parse it).
     pub payload: String,
     pub received_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Locks the deliveries' rows for the caller's transaction (in id order, so concurrent batches
 /// lock alike) and loads them: duplicate jobs of one delivery run one after the other, and the
-/// second sees `processed`.
+/// second sees `processed`. The projection comes from the row when the API stored one made with
+/// this build's trees; PostgreSQL makes it for the others (a second statement, on rows already
+/// locked), so the 25 KB payload is read only where it has to be.
 pub async fn lock_many_for_processing<C: ConnectionTrait>(
     txn: &C,
     row_ids: &[i64],
 ) -> Result<Vec<(i64, Locked)>, DbErr> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    static PROJECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-            "SELECT id, status, event, {} AS payload, received_at \
-             FROM webhook_deliveries, {} \
-             WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8)) \
-             ORDER BY id FOR UPDATE OF webhook_deliveries",
+            "SELECT id, {} AS payload FROM webhook_deliveries, {} \
+             WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8))",
             projection::payload_text_sql(),
             projection::DETOASTED_PAYLOAD,
         )
@@ -353,23 +364,54 @@ pub async fn lock_many_for_processing<C: ConnectionTrait>(
     let rows = txn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            SQL.as_str(),
-            [Value::from(serde_json::json!(row_ids))],
+            "SELECT id, status, event, received_at, \
+                CASE WHEN projection_version = $2 THEN projection END AS payload \
+             FROM webhook_deliveries \
+             WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8)) \
+             ORDER BY id FOR UPDATE",
+            [
+                Value::from(serde_json::json!(row_ids)),
+                Value::from(projection::version()),
+            ],
         ))
         .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok((
-                row.try_get("", "id")?,
-                Locked {
-                    status: row.try_get("", "status")?,
-                    event: row.try_get("", "event")?,
-                    payload: row.try_get("", "payload")?,
-                    received_at: row.try_get("", "received_at")?,
-                },
+    let mut locked = Vec::with_capacity(rows.len());
+    let mut unprojected = Vec::new();
+    for row in rows {
+        let id: i64 = row.try_get("", "id")?;
+        let status: String = row.try_get("", "status")?;
+        let payload: Option<String> = row.try_get("", "payload")?;
+        if payload.is_none() && is_runnable(&status) {
+            unprojected.push(id);
+        }
+        locked.push((
+            id,
+            Locked {
+                status,
+                event: row.try_get("", "event")?,
+                payload: payload.unwrap_or_default(),
+                received_at: row.try_get("", "received_at")?,
+            },
+        ));
+    }
+    if !unprojected.is_empty() {
+        let mut projected: std::collections::HashMap<i64, String> = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                PROJECT.as_str(),
+                [Value::from(serde_json::json!(unprojected))],
             ))
-        })
-        .collect()
+            .await?
+            .into_iter()
+            .map(|row| Ok((row.try_get("", "id")?, row.try_get("", "payload")?)))
+            .collect::<Result<_, DbErr>>()?;
+        for (id, delivery) in &mut locked {
+            if let Some(payload) = projected.remove(id) {
+                delivery.payload = payload;
+            }
+        }
+    }
+    Ok(locked)
 }
 
 /// Marks deliveries processed, in the transaction that wrote their rows.

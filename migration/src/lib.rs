@@ -32,6 +32,7 @@ mod m20261203_000001_read_cache;
 mod m20261203_000002_person_cache;
 mod m20261204_000001_open_span_covering;
 mod m20261205_000001_deployment_success_index;
+mod m20261206_000001_stored_projection;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_person_cache::Migration),
             Box::new(m20261204_000001_open_span_covering::Migration),
             Box::new(m20261205_000001_deployment_success_index::Migration),
+            Box::new(m20261206_000001_stored_projection::Migration),
         ]
     }
 }

@@ -31,6 +31,17 @@ async fn a_processed_event_is_stored_then_queued_with_its_id_only() {
         row.payload,
         serde_json::from_str::<serde_json::Value>(body).expect("json")
     );
+    // Beside it, what the worker's parsers will read of it (members outside the tree dropped).
+    let projection: serde_json::Value =
+        serde_json::from_str(row.projection.as_deref().expect("a projection")).expect("json");
+    assert_eq!(
+        projection,
+        serde_json::json!({"action": "opened", "installation": {"id": 11}, "repository": {"id": 22}, "number": 3})
+    );
+    assert_eq!(
+        row.projection_version,
+        Some(jobs::github::projection::version())
+    );
     let jobs = app.jobs_in_redis().await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].delivery_id().as_str(), delivery.id);
@@ -58,6 +69,10 @@ async fn form_encoded_deliveries_are_verified_over_the_raw_form_and_stored() {
         serde_json::from_str::<serde_json::Value>(json).expect("json")
     );
     assert_eq!(row.installation_id, Some(5));
+    assert_eq!(
+        row.projection.as_deref(),
+        Some(r#"{"action":"created","installation":{"id":5},"deployment":{"id":1}}"#)
+    );
     app.stop().await;
 }
 

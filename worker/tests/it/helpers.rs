@@ -211,6 +211,7 @@ impl Env {
             repository_id: None,
             hook_id: None,
             payload_json: payload.to_owned(),
+            projection: jobs::github::projection::project(event, payload),
         };
         let client = self.ingest.get().await.expect("ingest connection");
         let stored = deliveries::insert_many(&client, &[delivery], &[status])

@@ -388,6 +388,82 @@ async fn installation_events_create_suspend_and_remove_organizations_in_any_orde
     env.teardown().await;
 }
 
+/// The projection the API stores is derived data: the worker reads it only while it was made of
+/// the row's payload with the worker's own trees; otherwise PostgreSQL projects the payload.
+#[tokio::test]
+async fn a_stored_projection_is_read_only_while_it_matches_the_payload_and_the_trees() {
+    use sea_orm::ConnectionTrait;
+
+    let env = Env::new().await;
+    let pr = |n: i64| {
+        let mut json = fixture_json("lifecycle/01-opened.json");
+        json["pull_request"]["id"] = (3_000_000 + n).into();
+        json["pull_request"]["number"] = (3_000 + n).into();
+        json.to_string()
+    };
+    let title = async |n: i64| {
+        pull_request::Entity::find_by_id(3_000_000 + n)
+            .one(&env.db)
+            .await
+            .expect("query")
+            .expect("pull request row")
+            .title
+    };
+    let sql = async |sql: &str| {
+        env.db.execute_unprepared(sql).await.expect("update");
+    };
+    let original = fixture_json("lifecycle/01-opened.json")["pull_request"]["title"]
+        .as_str()
+        .expect("title")
+        .to_owned();
+
+    // Arrange: stored as the API stores it, the projection is there.
+    for n in 1..=3 {
+        env.insert(&format!("p{n}"), "pull_request", &pr(n), "queued")
+            .await;
+        let row = env.delivery(&format!("p{n}")).await;
+        assert!(row.projection.is_some(), "p{n} has a stored projection");
+        assert_eq!(
+            row.projection_version,
+            Some(jobs::github::projection::version())
+        );
+    }
+    // p1: an operator fixes the payload in place; the trigger clears the projection.
+    sql("UPDATE webhook_deliveries SET payload = jsonb_set(payload, '{pull_request,title}', '\"Fixed\"') \
+         WHERE delivery_id = 'p1'")
+        .await;
+    let row = env.delivery("p1").await;
+    assert_eq!((row.projection, row.projection_version), (None, None));
+    // p2: a projection made by other trees (another build) is not read.
+    sql("UPDATE webhook_deliveries SET projection = '{}', projection_version = projection_version + 1 \
+         WHERE delivery_id = 'p2'")
+        .await;
+    // p3: a projection of this build is what the worker reads (the payload is not).
+    sql("UPDATE webhook_deliveries \
+         SET projection = jsonb_set(projection::jsonb, '{pull_request,title}', '\"From the projection\"')::text \
+         WHERE delivery_id = 'p3'")
+        .await;
+
+    // Act
+    let outcomes = env
+        .run_batch(&[
+            ("p1", "pull_request"),
+            ("p2", "pull_request"),
+            ("p3", "pull_request"),
+        ])
+        .await;
+
+    // Assert
+    for outcome in outcomes {
+        assert!(matches!(outcome, Outcome::Processed { .. }), "{outcome:?}");
+    }
+    assert_eq!(title(1).await, "Fixed");
+    assert_eq!(title(2).await, original);
+    // (The attempt and status updates on the way did not clear it.)
+    assert_eq!(title(3).await, "From the projection");
+    env.teardown().await;
+}
+
 /// The worker loads only the fields the parsers read (`github::projection`); every example
 /// payload must parse to the same records from that projection as from the whole payload.
 #[tokio::test]
@@ -469,6 +545,16 @@ async fn the_projected_payload_parses_to_the_same_records_as_the_whole_one() {
         let (a, b) = (parsed(event, &whole), parsed(event, &projected));
         assert!(a.starts_with("Ok("), "{path} applies: {a}");
         assert_eq!(a, b, "{path}");
+        // The API's projection (stored at ingest) is the same document as PostgreSQL's;
+        // installation events have no tree and are read whole.
+        match jobs::github::projection::project(event, &whole) {
+            Some(stored) => assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&stored).expect("JSON"),
+                serde_json::from_str::<serde_json::Value>(&projected).expect("JSON"),
+                "{path}"
+            ),
+            None => assert!(event.starts_with("installation"), "{path}: no projection"),
+        }
         full_bytes += whole.len();
         projected_bytes += projected.len();
     }
@@ -479,10 +565,15 @@ async fn the_projected_payload_parses_to_the_same_records_as_the_whole_one() {
     );
     for (event, payload) in malformed {
         let projected = project(event, payload).await;
-        let (a, b) = (parsed(event, payload), parsed(event, &projected));
+        let stored = jobs::github::projection::project(event, payload).expect("projection");
+        let (a, b, c) = (
+            parsed(event, payload),
+            parsed(event, &projected),
+            parsed(event, &stored),
+        );
         assert!(
-            a.starts_with("Err(") && b.starts_with("Err("),
-            "{payload}: {a} / {b}"
+            a.starts_with("Err(") && b.starts_with("Err(") && c.starts_with("Err("),
+            "{payload}: {a} / {b} / {c}"
         );
     }
     env.teardown().await;
