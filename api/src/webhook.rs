@@ -96,6 +96,14 @@ struct Envelope {
     repository: Option<WithId>,
 }
 
+impl Envelope {
+    const NONE: Self = Self {
+        action: None,
+        installation: None,
+        repository: None,
+    };
+}
+
 /// Checks the document is a JSON object and reads the envelope fields, without building a tree.
 fn envelope(json: &str) -> Result<Envelope, ApiError> {
     if !json.trim_start().starts_with('{') {
@@ -107,13 +115,25 @@ fn envelope(json: &str) -> Result<Envelope, ApiError> {
             // Valid JSON whose envelope fields have unexpected types: keep it, index nothing.
             serde_json::from_str::<serde::de::IgnoredAny>(json)
                 .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-            Ok(Envelope {
-                action: None,
-                installation: None,
-                repository: None,
-            })
+            Ok(Envelope::NONE)
         }
         Err(e) => Err(ApiError::InvalidJson(e.to_string())),
+    }
+}
+
+/// The envelope and the projection of a document: where the event has a projection, one pass
+/// over the 25 KB makes it (and proves the text is one JSON object) and the envelope is read from
+/// its ~1 KB, which holds the envelope's members.
+fn envelope_and_projection(
+    event: &EventName,
+    json: &str,
+) -> Result<(Envelope, Option<String>), ApiError> {
+    match jobs::github::projection::project(event.as_str(), json) {
+        Some(projection) => {
+            let envelope = serde_json::from_str::<Envelope>(&projection).unwrap_or(Envelope::NONE);
+            Ok((envelope, Some(projection)))
+        }
+        None => Ok((envelope(json)?, None)),
     }
 }
 
@@ -152,22 +172,21 @@ pub fn parse(
     delivery_id: DeliveryId,
     body: &[u8],
 ) -> Result<NewDelivery, ApiError> {
-    let json = json_text(headers, body)?;
-    let envelope = envelope(&json)?;
+    let json = storable(json_text(headers, body)?)?;
+    let (envelope, projection) = envelope_and_projection(&event, &json)?;
     let hook_id = header_str(headers, HOOK_ID_HEADER)
         .ok()
         .flatten()
         .and_then(|v| v.trim().parse().ok());
-    let payload_json = storable(json)?;
     Ok(NewDelivery {
-        projection: jobs::github::projection::project(event.as_str(), &payload_json),
+        projection,
         delivery_id,
         event,
         action: envelope.action,
         installation_id: envelope.installation.and_then(|i| i.id),
         repository_id: envelope.repository.and_then(|r| r.id),
         hook_id,
-        payload_json,
+        payload_json: json,
     })
 }
 
