@@ -14,10 +14,11 @@
 //! [`project`] computes the same projection in Rust, in one pass over the text the API has in
 //! hand anyway, and the API stores it beside the payload (`webhook_deliveries.projection`):
 //! even this projection costs PostgreSQL ~60 µs a row (detoasting 25 KB and walking it), the
-//! largest per-job cost of a drain, while the API's pass costs a few µs more than the envelope
-//! parse it already does. PostgreSQL's version stays for rows without a stored projection (rows
-//! stored before it existed, by the backfill, by another tree version, or whose payload an
-//! operator edited: a trigger clears the projection then).
+//! largest per-job cost of a drain, while the API's pass (which also serves as its JSON check
+//! and envelope parse) costs ~3 µs more than the envelope parse it replaces. PostgreSQL's
+//! version stays for rows without a usable stored projection: stored before the column existed,
+//! made by other trees (another build), or whose payload was edited in place (a trigger clears
+//! the projection then).
 
 use std::sync::LazyLock;
 
