@@ -1,5 +1,6 @@
 //! Turns a verified request into a [`NewDelivery`]: headers into typed ids, either content type
-//! GitHub uses into the JSON document, and the few fields the table indexes.
+//! GitHub uses into the JSON document, the few fields the table indexes, and the projection the
+//! worker will parse (`jobs::github::projection`).
 
 use axum::http::{HeaderMap, header::CONTENT_TYPE};
 use jobs::{DeliveryId, EventName, deliveries::NewDelivery};
@@ -211,15 +212,30 @@ mod tests {
         )
     }
 
+    /// An event the worker parses (its envelope is read from the projection) and one it only
+    /// keeps (read from the whole document).
+    fn both_kinds_of_event() -> [EventName; 2] {
+        ["pull_request", "star"].map(|e| EventName::parse(e).expect("valid"))
+    }
+
     #[test]
     fn reads_envelope_fields_from_json() {
-        let (event, id) = ids();
-        let body = br#"{"action":"opened","installation":{"id":7},"repository":{"id":9,"name":"x"},"n":[1]}"#;
-        let d = parse(&headers("application/json; charset=utf-8"), event, id, body).expect("ok");
-        assert_eq!(d.action.as_deref(), Some("opened"));
-        assert_eq!(d.installation_id, Some(7));
-        assert_eq!(d.repository_id, Some(9));
-        assert_eq!(d.payload_json.as_bytes(), body);
+        for event in both_kinds_of_event() {
+            let id = DeliveryId::parse("d-1").expect("valid");
+            let body = br#"{"action":"opened","installation":{"id":7},"repository":{"id":9,"name":"x"},"n":[1]}"#;
+            let d = parse(
+                &headers("application/json; charset=utf-8"),
+                event.clone(),
+                id,
+                body,
+            )
+            .expect("ok");
+            assert_eq!(d.action.as_deref(), Some("opened"), "{event}");
+            assert_eq!(d.installation_id, Some(7));
+            assert_eq!(d.repository_id, Some(9));
+            assert_eq!(d.payload_json.as_bytes(), body);
+            assert_eq!(d.projection.is_some(), event.as_str() == "pull_request");
+        }
     }
 
     #[test]
@@ -241,15 +257,17 @@ mod tests {
     #[test]
     fn refuses_non_objects_bad_json_and_other_types() {
         let (event, id) = ids();
-        for body in [&b"[1,2]"[..], b"{\"a\":", b"", b"null"] {
-            let err = parse(
-                &headers("application/json"),
-                event.clone(),
-                id.clone(),
-                body,
-            )
-            .expect_err("not an object");
-            assert_eq!(err.code(), "invalid_json");
+        for event in both_kinds_of_event() {
+            for body in [&b"[1,2]"[..], b"{\"a\":", b"", b"null", b"{\"a\":1} x"] {
+                let err = parse(
+                    &headers("application/json"),
+                    event.clone(),
+                    id.clone(),
+                    body,
+                )
+                .expect_err("not an object");
+                assert_eq!(err.code(), "invalid_json");
+            }
         }
         let err =
             parse(&headers("text/plain"), event.clone(), id.clone(), b"{}").expect_err("type");
@@ -266,11 +284,13 @@ mod tests {
 
     #[test]
     fn keeps_odd_envelope_types_and_nul_characters() {
-        let (event, id) = ids();
-        let body = br#"{"action":5,"repository":{"id":"x"},"m":"a\u0000b"}"#;
-        let d = parse(&headers("application/json"), event, id, body).expect("kept");
-        assert_eq!(d.action, None);
-        assert_eq!(d.repository_id, None);
-        assert!(d.payload_json.contains("a\u{FFFD}b"), "{}", d.payload_json);
+        for event in both_kinds_of_event() {
+            let id = DeliveryId::parse("d-1").expect("valid");
+            let body = br#"{"action":5,"repository":{"id":"x"},"m":"a\u0000b"}"#;
+            let d = parse(&headers("application/json"), event.clone(), id, body).expect("kept");
+            assert_eq!(d.action, None, "{event}");
+            assert_eq!(d.repository_id, None);
+            assert!(d.payload_json.contains("a\u{FFFD}b"), "{}", d.payload_json);
+        }
     }
 }
