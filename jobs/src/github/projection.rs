@@ -234,17 +234,35 @@ const DEPLOYMENT_EVENT: &[(&str, Keep)] = &[
 /// instead of 11 µs). `OFFSET 0` keeps the planner from inlining the subquery.
 pub const DETOASTED_PAYLOAD: &str = "LATERAL (SELECT payload #> '{}' AS p OFFSET 0) AS detoasted";
 
+/// An event and the members kept of its payload.
+type EventTree = (&'static str, Vec<(&'static str, Keep)>);
+
+/// Each processed repository event's whole tree: the envelope's members, then the event's.
+fn trees() -> &'static [EventTree] {
+    static TREES: LazyLock<Vec<EventTree>> = LazyLock::new(|| {
+        EVENTS
+            .iter()
+            .map(|(event, fields)| {
+                (
+                    *event,
+                    ENVELOPE.iter().chain(fields.iter()).copied().collect(),
+                )
+            })
+            .collect()
+    });
+    &TREES
+}
+
 /// A SQL expression over the column `event` and the `p` of [`DETOASTED_PAYLOAD`]: the text the
 /// parsers need of the delivery (the whole payload for events without a tree).
 pub fn payload_text_sql() -> &'static str {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         let mut sql = String::from("CASE event");
-        for (event, fields) in EVENTS {
-            let members = ENVELOPE.iter().chain(fields.iter());
+        for (event, members) in trees() {
             sql.push_str(&format!(
                 " WHEN '{}' THEN json_strip_nulls({})::text",
                 checked(event),
-                object(&[], members)
+                object(&[], members.iter())
             ));
         }
         sql.push_str(" ELSE p::text END");
@@ -277,19 +295,14 @@ pub fn version() -> i64 {
 /// kept member twice (`jsonb` keeps the last; a stream cannot know which is last) — PostgreSQL's
 /// projection is used for those.
 pub fn project(event: &str, json: &str) -> Option<String> {
-    let (_, fields) = EVENTS.iter().find(|(name, _)| *name == event)?;
+    let (_, members) = trees().iter().find(|(name, _)| *name == event)?;
     if !json.trim_start().starts_with('{') {
         return None;
     }
     let mut out = Vec::with_capacity(1024);
-    let members: Vec<(&str, Keep)> = ENVELOPE
-        .iter()
-        .chain(fields.iter())
-        .map(|(name, keep)| (*name, *keep))
-        .collect();
     let mut de = serde_json::Deserializer::from_str(json);
     Filter {
-        keep: Tree::Members(&members),
+        keep: Tree::Members(members),
         out: &mut out,
     }
     .deserialize(&mut de)
