@@ -98,7 +98,10 @@ ensure_services() {
   admin=$(url_part "$DATABASE_URL" admin)
   if [ "$(psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" != "1" ]; then
     say "creating database $db"
-    psql "$admin" -qc "CREATE DATABASE \"$db\"" >/dev/null
+    # Another script started at the same moment may create it first: that is fine.
+    psql "$admin" -qc "CREATE DATABASE \"$db\"" >/dev/null 2>&1 ||
+      [ "$(psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" = "1" ] ||
+      die "cannot create database $db (check DATABASE_URL and that its user may create databases)"
   fi
   export TEST_DATABASE_URL="${TEST_DATABASE_URL:-$admin}"
   export TEST_REDIS_URL="${TEST_REDIS_URL:-$REDIS_URL}"
