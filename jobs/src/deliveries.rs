@@ -235,10 +235,10 @@ pub async fn count_pending(db: &DatabaseConnection) -> Result<u64, DbErr> {
 }
 
 /// What [`record_attempts`] found for a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
-    /// Counted: run the job.
-    Run(AttemptInfo),
+    /// Counted: run the job on what was read.
+    Run(AttemptInfo, Loaded),
     /// Processed, ignored or dead already: nothing to do.
     Finished,
     /// No such row (yet): the API pushes a job just before committing its row, so a very
@@ -256,8 +256,24 @@ pub struct AttemptInfo {
     pub queued_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// What the parsers read of a delivery, loaded with its attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub event: String,
+    /// What the parsers read of the payload (`github::projection`), as JSON text.
+    pub payload: String,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Counts an attempt for each delivery before a worker runs its job, so a run that crashes its
-/// process still counts. One statement for the whole batch; ids may repeat (counted once).
+/// process still counts, and reads what the job will parse. One statement for the whole batch
+/// (ids may repeat: counted once), and one more only for rows without a usable stored
+/// projection.
+///
+/// The projection comes from the row when the API stored one made with this build's trees;
+/// PostgreSQL makes it for the others, so the 25 KB payload is read only where it has to be.
+/// Reading before the row is claimed is safe: an operator edits a payload only while its row is
+/// dead (the edit clears the stored projection), and `dlq retry` makes it runnable afterwards.
 pub async fn record_attempts(
     db: &DatabaseConnection,
     delivery_ids: &[&DeliveryId],
@@ -270,20 +286,45 @@ pub async fn record_attempts(
              SET attempts = attempts + 1, last_attempt_at = now(), updated_at = now() \
              WHERE delivery_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb))) \
                AND status IN ('pending', 'queued', 'failed') \
-             RETURNING id, delivery_id, attempts, queued_at",
-            [Value::from(serde_json::json!(ids))],
+             RETURNING id, delivery_id, attempts, queued_at, event, received_at, \
+                CASE WHEN projection_version = $2 THEN projection END AS payload",
+            [
+                Value::from(serde_json::json!(ids)),
+                Value::from(projection::version()),
+            ],
         ))
         .await?;
     let mut found = std::collections::HashMap::with_capacity(ids.len());
+    let mut unprojected = Vec::new();
     for row in rows {
+        let info = AttemptInfo {
+            row_id: row.try_get("", "id")?,
+            attempt: row.try_get("", "attempts")?,
+            queued_at: row.try_get("", "queued_at")?,
+        };
+        let payload: Option<String> = row.try_get("", "payload")?;
+        if payload.is_none() {
+            unprojected.push(info.row_id);
+        }
+        let loaded = Loaded {
+            event: row.try_get("", "event")?,
+            payload: payload.unwrap_or_default(),
+            received_at: row.try_get("", "received_at")?,
+        };
         found.insert(
             row.try_get::<String>("", "delivery_id")?,
-            Attempt::Run(AttemptInfo {
-                row_id: row.try_get("", "id")?,
-                attempt: row.try_get("", "attempts")?,
-                queued_at: row.try_get("", "queued_at")?,
-            }),
+            Attempt::Run(info, loaded),
         );
+    }
+    if !unprojected.is_empty() {
+        let mut projected = project_in_database(db, &unprojected).await?;
+        for attempt in found.values_mut() {
+            if let Attempt::Run(info, loaded) = attempt
+                && let Some(payload) = projected.remove(&info.row_id)
+            {
+                loaded.payload = payload;
+            }
+        }
     }
     let missing: Vec<&str> = ids
         .iter()
@@ -313,6 +354,31 @@ pub async fn record_attempts(
     Ok(found)
 }
 
+/// PostgreSQL's projection of rows' payloads (rows stored before the column existed, by a build
+/// with other trees, or whose payload an operator edited).
+async fn project_in_database(
+    db: &DatabaseConnection,
+    row_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, String>, DbErr> {
+    static PROJECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT id, {} AS payload FROM webhook_deliveries, {} \
+             WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8))",
+            projection::payload_text_sql(),
+            projection::DETOASTED_PAYLOAD,
+        )
+    });
+    db.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        PROJECT.as_str(),
+        [Value::from(serde_json::json!(row_ids))],
+    ))
+    .await?
+    .into_iter()
+    .map(|row| Ok((row.try_get("", "id")?, row.try_get("", "payload")?)))
+    .collect()
+}
+
 /// What a row that the counting `UPDATE` did not match means. Each statement reads its own
 /// snapshot, so a row committed between the `UPDATE` and this look-up is seen here still
 /// runnable: it must be tried again, not taken for finished (that lost its job: the row stayed
@@ -333,104 +399,31 @@ pub fn is_runnable(status: &str) -> bool {
     RUNNABLE_STATUSES.contains(&status)
 }
 
-/// A delivery locked for processing by [`lock_many_for_processing`].
-#[derive(Debug, Clone)]
-pub struct Locked {
-    pub status: String,
-    pub event: String,
-    /// What the parsers read of the payload (`github::projection`), as JSON text; empty for a
-    /// delivery that is no longer runnable (nothing will parse it).
-    pub payload: String,
-    pub received_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// Locks the deliveries' rows for the caller's transaction (in id order, so concurrent batches
-/// lock alike) and loads them: duplicate jobs of one delivery run one after the other, and the
-/// second sees `processed`. The projection comes from the row when the API stored one made with
-/// this build's trees; PostgreSQL makes it for the others (a second statement, on rows already
-/// locked), so the 25 KB payload is read only where it has to be.
-pub async fn lock_many_for_processing<C: ConnectionTrait>(
+/// Marks the deliveries that are still runnable `processed` in the caller's transaction — the
+/// one that writes their rows — and returns their row ids. The update locks the rows, so
+/// duplicate jobs of one delivery run one after the other and the second finds it no longer
+/// runnable; if the transaction fails, the rows are as they were. (Two batches share a row only
+/// when a delivery has two jobs; should they deadlock, one batch fails and its jobs run alone.)
+pub async fn claim_for_processing<C: ConnectionTrait>(
     txn: &C,
     row_ids: &[i64],
-) -> Result<Vec<(i64, Locked)>, DbErr> {
-    static PROJECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "SELECT id, {} AS payload FROM webhook_deliveries, {} \
-             WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8))",
-            projection::payload_text_sql(),
-            projection::DETOASTED_PAYLOAD,
-        )
-    });
-    let rows = txn
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id, status, event, received_at, \
-                CASE WHEN projection_version = $2 THEN projection END AS payload \
-             FROM webhook_deliveries \
-             WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8)) \
-             ORDER BY id FOR UPDATE",
-            [
-                Value::from(serde_json::json!(row_ids)),
-                Value::from(projection::version()),
-            ],
-        ))
-        .await?;
-    let mut locked = Vec::with_capacity(rows.len());
-    let mut unprojected = Vec::new();
-    for row in rows {
-        let id: i64 = row.try_get("", "id")?;
-        let status: String = row.try_get("", "status")?;
-        let payload: Option<String> = row.try_get("", "payload")?;
-        if payload.is_none() && is_runnable(&status) {
-            unprojected.push(id);
-        }
-        locked.push((
-            id,
-            Locked {
-                status,
-                event: row.try_get("", "event")?,
-                payload: payload.unwrap_or_default(),
-                received_at: row.try_get("", "received_at")?,
-            },
-        ));
-    }
-    if !unprojected.is_empty() {
-        let mut projected: std::collections::HashMap<i64, String> = txn
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                PROJECT.as_str(),
-                [Value::from(serde_json::json!(unprojected))],
-            ))
-            .await?
-            .into_iter()
-            .map(|row| Ok((row.try_get("", "id")?, row.try_get("", "payload")?)))
-            .collect::<Result<_, DbErr>>()?;
-        for (id, delivery) in &mut locked {
-            if let Some(payload) = projected.remove(id) {
-                delivery.payload = payload;
-            }
-        }
-    }
-    Ok(locked)
-}
-
-/// Marks deliveries processed, in the transaction that wrote their rows.
-pub async fn mark_many_processed<C: ConnectionTrait>(
-    txn: &C,
-    row_ids: &[i64],
-) -> Result<(), DbErr> {
+) -> Result<std::collections::HashSet<i64>, DbErr> {
     if row_ids.is_empty() {
-        return Ok(());
+        return Ok(Default::default());
     }
-    txn.execute_raw(Statement::from_sql_and_values(
+    txn.query_all_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "UPDATE webhook_deliveries SET status = 'processed', processed_at = now(), \
             next_attempt_at = NULL, last_error = NULL, updated_at = now() \
-         WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8))",
+         WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::int8)) \
+           AND status IN ('pending', 'queued', 'failed') \
+         RETURNING id",
         [Value::from(serde_json::json!(row_ids))],
     ))
-    .await?;
-    Ok(())
+    .await?
+    .into_iter()
+    .map(|row| row.try_get("", "id"))
+    .collect()
 }
 
 /// Schedules another attempt after `delay`; the relay hands it to Redis when it is due.

@@ -13,7 +13,7 @@ use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 
 use crate::{
     dead_letters::{self, Reason},
-    deliveries::{self, Attempt, AttemptInfo},
+    deliveries::{self, Attempt, AttemptInfo, Loaded},
     domain::cache::{Cache, Session},
     ids::DeliveryId,
     job::{JobKind, WebhookJob},
@@ -91,6 +91,7 @@ struct Counted<'a> {
     index: usize,
     job: &'a WebhookJob,
     info: AttemptInfo,
+    delivery: Loaded,
 }
 
 impl Runner {
@@ -119,7 +120,12 @@ impl Runner {
         for (index, job) in jobs.iter().enumerate() {
             // A delivery twice in one batch was counted once; its second job is a duplicate.
             match attempts.remove(job.delivery_id().as_str()) {
-                Some(Attempt::Run(info)) => counted.push(Counted { index, job, info }),
+                Some(Attempt::Run(info, delivery)) => counted.push(Counted {
+                    index,
+                    job,
+                    info,
+                    delivery,
+                }),
                 Some(Attempt::NotVisible) => outcomes[index] = Some(Ok(Outcome::NotVisible)),
                 Some(Attempt::Finished) | None => outcomes[index] = Some(Ok(Outcome::Skipped)),
             }
@@ -187,28 +193,14 @@ impl Runner {
         &self,
         runnable: &[Counted<'_>],
     ) -> Result<Vec<Result<bool, ProcessError>>, DbErr> {
-        let row_ids: Vec<i64> = runnable.iter().map(|c| c.info.row_id).collect();
-        let txn = self.db.begin().await?;
-        let mut locked: std::collections::HashMap<i64, deliveries::Locked> =
-            deliveries::lock_many_for_processing(&txn, &row_ids)
-                .await?
-                .into_iter()
-                .collect();
+        // Parsed before the transaction: a payload that does not fit is known without one.
         let mut results: Vec<Result<bool, ProcessError>> = Vec::with_capacity(runnable.len());
         let mut parsed = Vec::new();
         for (i, c) in runnable.iter().enumerate() {
-            let Some(delivery) = locked.remove(&c.info.row_id) else {
-                results.push(Ok(false));
-                continue;
-            };
-            if !deliveries::is_runnable(&delivery.status) {
-                results.push(Ok(false));
-                continue;
-            }
             match process::parse(DeliveryInput {
-                event: &delivery.event,
-                payload: &delivery.payload,
-                received_at: delivery.received_at,
+                event: &c.delivery.event,
+                payload: &c.delivery.payload,
+                received_at: c.delivery.received_at,
             }) {
                 Ok(p) => {
                     results.push(Ok(true));
@@ -217,16 +209,28 @@ impl Runner {
                 Err(e) => results.push(Err(e)),
             }
         }
+        if parsed.is_empty() {
+            return Ok(results);
+        }
+        let txn = self.db.begin().await?;
+        let row_ids: Vec<i64> = parsed
+            .iter()
+            .map(|(i, _)| runnable[*i].info.row_id)
+            .collect();
+        let claimed = deliveries::claim_for_processing(&txn, &row_ids).await?;
+        // Finished meanwhile by another job of the same delivery: nothing to write.
+        parsed.retain(|(i, _)| {
+            let mine = claimed.contains(&runnable[*i].info.row_id);
+            if !mine {
+                results[*i] = Ok(false);
+            }
+            mine
+        });
         // One write order for every batch (by entity), so concurrent batches lock rows alike.
         parsed.sort_by_key(|(_, p)| process::lock_order(p));
         let mut session = Session::new(&txn, self.cache.clone());
         let all: Vec<&process::Parsed> = parsed.iter().map(|(_, p)| p).collect();
         process::write_all(&mut session, &all).await?;
-        let done: Vec<i64> = parsed
-            .iter()
-            .map(|(i, _)| runnable[*i].info.row_id)
-            .collect();
-        deliveries::mark_many_processed(&txn, &done).await?;
         let staged = session.finish();
         txn.commit().await?;
         self.cache.absorb(staged);

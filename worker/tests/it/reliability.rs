@@ -206,13 +206,24 @@ async fn a_poison_delivery_is_dead_lettered_at_once_and_processed_after_a_fix_an
     env.teardown().await;
 }
 
-/// Holds a lock that lets a worker count its attempt but stops it mid-job (its processing
-/// transaction waits for `FOR UPDATE` on the delivery row).
+/// Holds a lock that lets a worker count its attempt but stops it mid-job, at the start of its
+/// processing transaction: a trigger makes claiming the delivery (status → `processed`) wait for
+/// an advisory lock on the delivery's row id, which the returned transaction holds.
 async fn hold_mid_job(env: &Env, id: &str) -> sea_orm::DatabaseTransaction {
+    env.db
+        .execute_unprepared(
+            "CREATE OR REPLACE FUNCTION wait_for_test() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                IF NEW.status = 'processed' THEN PERFORM pg_advisory_xact_lock(NEW.id); END IF; \
+                RETURN NEW; END $$; \
+             CREATE OR REPLACE TRIGGER wait_for_test BEFORE UPDATE ON webhook_deliveries \
+                FOR EACH ROW EXECUTE FUNCTION wait_for_test();",
+        )
+        .await
+        .expect("install the wait");
     let txn = env.db.begin().await.expect("begin");
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT 1 FROM webhook_deliveries WHERE delivery_id = $1 FOR KEY SHARE",
+        "SELECT pg_advisory_xact_lock(id) FROM webhook_deliveries WHERE delivery_id = $1",
         [id.into()],
     ))
     .await
@@ -557,7 +568,7 @@ async fn a_delivery_committed_while_its_attempt_is_counted_is_tried_again() {
 
     // Assert: "a" was counted; "b" is to be tried again shortly, and its row is untouched.
     assert!(
-        matches!(found.get("race-a"), Some(Attempt::Run(_))),
+        matches!(found.get("race-a"), Some(Attempt::Run(..))),
         "{found:?}"
     );
     assert_eq!(found.get("race-b"), Some(&Attempt::NotVisible), "{found:?}");
