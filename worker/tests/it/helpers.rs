@@ -254,6 +254,11 @@ impl Env {
         }
     }
 
+    /// [`Env::apply`] of a fixture file as it is.
+    pub async fn apply_fixture(&self, id: &str, event: &str, name: &str) {
+        self.apply(id, event, &fixture(name)).await;
+    }
+
     pub async fn delivery(&self, id: &str) -> entities::webhook_delivery::Model {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         entities::webhook_delivery::Entity::find()

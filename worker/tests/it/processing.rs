@@ -229,12 +229,8 @@ async fn duplicates_and_older_snapshots_change_nothing() {
     assert_eq!(env.delivery("merged").await.attempts, 1);
     // The same content under another delivery id, and an older snapshot arriving late.
     env.apply("merged-again", "pull_request", &merged).await;
-    env.apply(
-        "opened-late",
-        "pull_request",
-        &fixture("lifecycle/01-opened.json"),
-    )
-    .await;
+    env.apply_fixture("opened-late", "pull_request", "lifecycle/01-opened.json")
+        .await;
     let after = pull_request::Entity::find_by_id(279147437)
         .one(&env.db)
         .await
@@ -247,24 +243,12 @@ async fn duplicates_and_older_snapshots_change_nothing() {
 #[tokio::test]
 async fn squash_merges_and_reverts_are_recorded_with_their_commits() {
     let env = Env::new().await;
-    env.apply(
-        "squash",
-        "pull_request",
-        &fixture("lifecycle/10-squash_merged.json"),
-    )
-    .await;
-    env.apply(
-        "squash-push",
-        "push",
-        &fixture("lifecycle/11-push_squash.json"),
-    )
-    .await;
-    env.apply(
-        "revert",
-        "pull_request",
-        &fixture("lifecycle/12-reverted.json"),
-    )
-    .await;
+    env.apply_fixture("squash", "pull_request", "lifecycle/10-squash_merged.json")
+        .await;
+    env.apply_fixture("squash-push", "push", "lifecycle/11-push_squash.json")
+        .await;
+    env.apply_fixture("revert", "pull_request", "lifecycle/12-reverted.json")
+        .await;
 
     let squash = pull_request::Entity::find_by_id(279147500)
         .one(&env.db)
@@ -309,18 +293,14 @@ async fn a_review_before_its_pull_request_still_sets_the_first_review_and_bots_d
     bot["review"]["state"] = "commented".into();
     env.apply("bot-review", "pull_request_review", &bot.to_string())
         .await;
-    env.apply(
+    env.apply_fixture(
         "review",
         "pull_request_review",
-        &fixture("lifecycle/03-review_submitted.json"),
+        "lifecycle/03-review_submitted.json",
     )
     .await;
-    env.apply(
-        "opened",
-        "pull_request",
-        &fixture("lifecycle/01-opened.json"),
-    )
-    .await;
+    env.apply_fixture("opened", "pull_request", "lifecycle/01-opened.json")
+        .await;
 
     let pr = pull_request::Entity::find_by_id(279147437)
         .one(&env.db)
@@ -331,6 +311,58 @@ async fn a_review_before_its_pull_request_still_sets_the_first_review_and_bots_d
     assert_eq!(pr.first_review_at, Some(at));
     let reviews = review::Entity::find().all(&env.db).await.expect("reviews");
     assert_eq!(reviews.len(), 2);
+    env.teardown().await;
+}
+
+#[tokio::test]
+async fn first_x_times_are_computed_with_the_snapshot_that_is_kept() {
+    let env = Env::new().await;
+    // Before the pull request arrives: a commit on its head branch, authored after the time it
+    // will be merged, and a review by its own author (neither may count once it is merged).
+    let mut late_push = fixture_json("lifecycle/11-push_squash.json");
+    late_push["ref"] = "refs/heads/changes".into();
+    late_push["commits"][0]["id"] = "6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b".into();
+    late_push["commits"][0]["timestamp"] = "2019-05-15T15:30:00Z".into();
+    late_push["head_commit"] = late_push["commits"][0].clone();
+    env.apply("late-push", "push", &late_push.to_string()).await;
+    let mut own_review = fixture_json("lifecycle/03-review_submitted.json");
+    own_review["review"]["id"] = 7.into();
+    own_review["review"]["user"] = own_review["pull_request"]["user"].clone();
+    own_review["review"]["submitted_at"] = "2019-05-15T15:20:40Z".into();
+    env.apply("own-review", "pull_request_review", &own_review.to_string())
+        .await;
+    let times = || async {
+        let pr = pull_request::Entity::find_by_id(279147437)
+            .one(&env.db)
+            .await
+            .expect("query")
+            .expect("row");
+        (pr.first_commit_at, pr.first_review_at)
+    };
+    let at = |s: &str| Some(chrono::DateTime::parse_from_rfc3339(s).expect("time"));
+
+    // Act 1: the pull request is inserted, open (no end: every commit of its branch counts).
+    env.apply_fixture("opened", "pull_request", "lifecycle/01-opened.json")
+        .await;
+    assert_eq!(times().await, (at("2019-05-15T15:30:00Z"), None));
+
+    // Act 2: a newer snapshot, merged at 15:21, bounds the commits; another reviewer counts.
+    env.apply_fixture(
+        "review",
+        "pull_request_review",
+        "lifecycle/03-review_submitted.json",
+    )
+    .await;
+    env.apply_fixture("merged", "pull_request", "lifecycle/05-closed_merged.json")
+        .await;
+    assert_eq!(times().await, (None, at("2019-05-15T15:20:45Z")));
+
+    // Act 3: an older snapshot that still adds something (an earlier creation time) keeps the
+    // merged row's bound.
+    let mut older = fixture_json("lifecycle/01-opened.json");
+    older["pull_request"]["created_at"] = "2019-05-15T15:00:00Z".into();
+    env.apply("older", "pull_request", &older.to_string()).await;
+    assert_eq!(times().await, (None, at("2019-05-15T15:20:45Z")));
     env.teardown().await;
 }
 
