@@ -33,6 +33,7 @@ mod m20261203_000002_person_cache;
 mod m20261204_000001_open_span_covering;
 mod m20261205_000001_deployment_success_index;
 mod m20261206_000001_stored_projection;
+mod m20261207_000001_drop_delivery_installation_index;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_open_span_covering::Migration),
             Box::new(m20261205_000001_deployment_success_index::Migration),
             Box::new(m20261206_000001_stored_projection::Migration),
+            Box::new(m20261207_000001_drop_delivery_installation_index::Migration),
         ]
     }
 }
