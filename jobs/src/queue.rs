@@ -101,6 +101,11 @@ impl Queue {
         Ok(scheduled + active)
     }
 
+    /// The most jobs this queue holds in Redis (`QUEUE_MAX_BACKLOG`).
+    pub fn max_backlog(&self) -> u64 {
+        self.max_backlog
+    }
+
     /// How many more jobs may be pushed now without passing `max_backlog`.
     pub async fn room(&self) -> Result<u64, QueueError> {
         Ok(self.max_backlog.saturating_sub(self.depth().await?))

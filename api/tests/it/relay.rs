@@ -1,13 +1,14 @@
 //! The relay's safety net: a `queued` delivery whose job vanished without Redis losing its data
 //! (e.g. a process died between push and commit on a Redis that was then flushed of it) is handed
-//! over again once no worker has tried it for long enough.
+//! over again once no worker has tried it for long enough; and a draining backlog is topped up
+//! in a few large pushes.
 
 use std::time::Duration;
 
 use entities::DeliveryStatus;
 use sea_orm::ConnectionTrait;
 
-use crate::helpers::{Delivery, eventually, spawn_app};
+use crate::helpers::{AppOptions, Delivery, eventually, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_queued_delivery_never_tried_for_ten_minutes_is_handed_over_again() {
@@ -101,4 +102,73 @@ async fn a_delivery_tried_recently_stays_queued_and_one_untouched_too_long_is_ha
     assert_eq!(recent_row.status, DeliveryStatus::Queued);
     assert_eq!(recent_row.attempts, 1);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_draining_backlog_is_topped_up_once_a_quarter_of_the_queue_is_free() {
+    // Arrange: a queue of 8; 20 deliveries: 8 handed over at once, 12 left pending.
+    let app = spawn_app_with(AppOptions {
+        max_backlog: 8,
+        ..AppOptions::default()
+    })
+    .await;
+    for _ in 0..20 {
+        let delivery = Delivery::json("push", r#"{"ref":"refs/heads/main"}"#);
+        assert_eq!(app.post(&delivery).await.status(), 202);
+    }
+    assert_eq!(app.jobs_in_redis().await.len(), 8);
+    assert_eq!(pending(&app).await, 12);
+    let relay = jobs::relay::Relay::new(
+        app.db.clone(),
+        app.queue.clone(),
+        jobs::relay::RelaySettings::default(),
+    );
+    let report = relay.tick().await.expect("tick");
+    assert!(report.busy, "a full queue is looked at again soon");
+    assert_eq!(report.pushed, 0);
+
+    // Act 1: a worker takes one job; one free slot (under a quarter of 8) is not worth a
+    // transaction, for this relay or the app's own.
+    take_jobs(&app, 1).await;
+    let report = relay.tick().await.expect("tick");
+    assert!(report.busy);
+    assert_eq!(report.pushed, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pending(&app).await, 12, "nothing handed over for one slot");
+
+    // Act 2: two more taken: three free slots are filled (by whichever relay ticks first).
+    take_jobs(&app, 2).await;
+    eventually(Duration::from_secs(5), "the queue topped up", || async {
+        let _ = relay.tick().await;
+        pending(&app).await == 9
+    })
+    .await;
+
+    // Assert: full again, and every delivery either in Redis or still pending.
+    assert_eq!(app.queue.depth().await.expect("depth"), 8);
+    app.stop().await;
+}
+
+async fn pending(app: &crate::helpers::TestApp) -> i64 {
+    app.db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'",
+        ))
+        .await
+        .expect("count")
+        .expect("a row")
+        .try_get::<i64>("", "n")
+        .expect("n")
+}
+
+/// What a worker's fetch does to the queue's depth: jobs leave the scheduled set.
+async fn take_jobs(app: &crate::helpers::TestApp, n: usize) {
+    let mut conn = app.queue.connection();
+    let _: Vec<String> = redis::cmd("ZPOPMIN")
+        .arg(format!("{}:scheduled", app.queue.name()))
+        .arg(n)
+        .query_async(&mut conn)
+        .await
+        .expect("zpopmin");
 }
