@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use api::{config::ApiConfig, signature::sign, startup};
-use entities::webhook_delivery;
+use entities::{DeliveryStatus, webhook_delivery};
 use jobs::{Queue, WebhookJob, runtime::config::Vars};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter,
@@ -173,11 +173,25 @@ impl TestApp {
     }
 
     pub async fn row_count(&self) -> u64 {
+        self.count("SELECT count(*) AS n FROM webhook_deliveries")
+            .await
+    }
+
+    /// Deliveries stored with `status`.
+    pub async fn rows_with_status(&self, status: DeliveryStatus) -> u64 {
+        self.count(&format!(
+            "SELECT count(*) AS n FROM webhook_deliveries WHERE status = '{}'",
+            status.as_str()
+        ))
+        .await
+    }
+
+    async fn count(&self, sql: &str) -> u64 {
         let row = self
             .db
             .query_one_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
-                "SELECT count(*) AS n FROM webhook_deliveries",
+                sql,
             ))
             .await
             .expect("count")
